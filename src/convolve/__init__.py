@@ -1,0 +1,53 @@
+"""convolve: convolutional neural networks on NumPy, every backward pass written out and checked."""
+
+from convolve.autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from convolve.backend import get_default_dtype, set_default_dtype
+from convolve.factory import (
+    arange,
+    from_numpy,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    zeros,
+    zeros_like,
+)
+from convolve.ops.shape import cat, stack
+from convolve.random import Generator, manual_seed
+from convolve.tensor import Tensor, tensor
+
+float32 = "float32"
+float64 = "float64"
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function",
+    "Generator",
+    "Tensor",
+    "__version__",
+    "arange",
+    "cat",
+    "enable_grad",
+    "float32",
+    "float64",
+    "from_numpy",
+    "full",
+    "get_default_dtype",
+    "is_grad_enabled",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randint",
+    "randn",
+    "set_default_dtype",
+    "set_grad_enabled",
+    "stack",
+    "tensor",
+    "zeros",
+    "zeros_like",
+]

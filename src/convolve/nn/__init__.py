@@ -1,0 +1,1 @@
+"""Neural-network layers (`convolve.nn`) and the stateless ops behind them (`convolve.nn.functional`)."""

@@ -1,0 +1,14 @@
+"""Stateless differentiable ops with PyTorch's names and signatures (`import convolve.nn.functional as F`).
+
+One family per file; each op is a `Function` subclass with `forward` and `backward` side by side.
+"""
+
+from convolve.nn.functional.activation import *  # noqa: F403
+from convolve.nn.functional.conv import *  # noqa: F403
+from convolve.nn.functional.dropout import *  # noqa: F403
+from convolve.nn.functional.linear import *  # noqa: F403
+from convolve.nn.functional.loss import *  # noqa: F403
+from convolve.nn.functional.norm import *  # noqa: F403
+from convolve.nn.functional.padding import *  # noqa: F403
+from convolve.nn.functional.pool import *  # noqa: F403
+from convolve.nn.functional.shape import *  # noqa: F403

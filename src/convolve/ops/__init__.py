@@ -1,0 +1,1 @@
+"""Elementary differentiable ops behind `Tensor`'s methods (arithmetic, reductions, shape changes)."""

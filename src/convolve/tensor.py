@@ -1,0 +1,368 @@
+"""`Tensor`: an ndarray plus what autograd needs (`requires_grad`, `.grad`, the node that produced it)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from convolve.backend import get_default_dtype, is_floating
+
+ArrayLike = Any
+
+
+def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
+    """Arrays keep their dtype (as in PyTorch); Python floats and lists take the default float dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray | np.generic):
+        arr = np.asarray(data)
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f":
+        return arr.astype(get_default_dtype(), copy=False)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    return arr
+
+
+class Tensor:
+    """A multi-dimensional array that records the operations applied to it, for `backward()`."""
+
+    __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data: np.ndarray = _as_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._node: Any = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _from_array(cls, array: np.ndarray, requires_grad: bool = False) -> Tensor:
+        t = cls.__new__(cls)
+        t.data = np.asarray(array)
+        t.grad = None
+        t._node = None
+        t._retains_grad = False
+        t.requires_grad = requires_grad
+        return t
+
+    # ----- autograd ---------------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not is_floating(self.data.dtype):
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Any:
+        return self._node
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward (as `torch.Tensor.retain_grad`)."""
+        self._retains_grad = True
+
+    def backward(self, gradient: ArrayLike | None = None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`; `gradient` is required unless self is a scalar."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: `gradient` must be given for a non-scalar tensor (shape {self.shape})"
+                )
+            g = np.ones_like(self.data)
+        else:
+            g = _as_array(gradient, self.data.dtype)
+            if g.shape != self.data.shape:
+                raise ValueError(f"backward: `gradient` shape {g.shape} must equal the tensor's shape {self.shape}")
+        _autograd.run_backward(self, g)
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph."""
+        return Tensor._from_array(self.data)
+
+    # ----- array facts ------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def size(self, dim: int | None = None) -> Any:
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied), as `torch.Tensor.numpy()`."""
+        return self.data
+
+    def item(self) -> Any:
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"tensor({np.array2string(self.data, separator=', ', prefix='tensor(')}, dtype={self.dtype}{grad})"
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    __hash__ = object.__hash__
+
+    # ----- dtype conversion (differentiable) ----------------------------------------------------------
+    def to(self, dtype: Any) -> Tensor:
+        return _shape.Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    def long(self) -> Tensor:
+        return Tensor._from_array(self.data.astype(np.int64))
+
+    def clone(self) -> Tensor:
+        return _shape.Cast.apply(self, dtype=self.dtype, copy=True)
+
+    # ----- arithmetic -------------------------------------------------------------------------------
+    def _other(self, other: Any) -> Any:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, np.ndarray):
+            return Tensor._from_array(other)
+        return Tensor._from_array(np.asarray(other, dtype=self.dtype))  # Python scalar: keep our dtype
+
+    def __add__(self, other: Any) -> Tensor:
+        return _ew.Add.apply(self, self._other(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ew.Add.apply(self._other(other), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ew.Sub.apply(self, self._other(other))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ew.Sub.apply(self._other(other), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ew.Mul.apply(self, self._other(other))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ew.Mul.apply(self._other(other), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ew.Div.apply(self, self._other(other))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ew.Div.apply(self._other(other), self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        return _ew.Pow.apply(self, self._other(exponent))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return _ew.Pow.apply(self._other(base), self)
+
+    def __neg__(self) -> Tensor:
+        return _ew.Neg.apply(self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ew.MatMul.apply(self, self._other(other))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ew.MatMul.apply(self._other(other), self)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return self.__pow__(exponent)
+
+    def exp(self) -> Tensor:
+        return _ew.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return _ew.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return _ew.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return _ew.Abs.apply(self)
+
+    def clamp(self, min: builtins.float | None = None, max: builtins.float | None = None) -> Tensor:
+        return _ew.Clamp.apply(self, lo=min, hi=max)
+
+    # ----- comparisons (not differentiable) -----------------------------------------------------------
+    def _compare(self, other: Any, op: Any) -> Tensor:
+        return Tensor._from_array(op(self.data, other.data if isinstance(other, Tensor) else other))
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    # ----- reductions -------------------------------------------------------------------------------
+    def sum(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return _red.Sum.apply(self, axis=_axes(axis, dim), keepdims=keepdims or keepdim)
+
+    def mean(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return _red.Mean.apply(self, axis=_axes(axis, dim), keepdims=keepdims or keepdim)
+
+    def max(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return _red.Max.apply(self, axis=_axes(axis, dim), keepdims=keepdims or keepdim)
+
+    def min(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return -_red.Max.apply(-self, axis=_axes(axis, dim), keepdims=keepdims or keepdim)
+
+    def var(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, unbiased: bool = True) -> Tensor:
+        ax = _axes(axis, dim)
+        centred = self - self.mean(axis=ax, keepdims=True)
+        n = self.data.size if ax is None else int(np.prod([self.shape[a] for a in np.atleast_1d(ax)]))
+        return (centred * centred).sum(axis=ax, keepdims=keepdims) / (n - 1 if unbiased else n)
+
+    def argmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        return Tensor._from_array(np.argmax(self.data, axis=_axes(axis, dim)))
+
+    def argmin(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        return Tensor._from_array(np.argmin(self.data, axis=_axes(axis, dim)))
+
+    # ----- shape ------------------------------------------------------------------------------------
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], Sequence):
+            shape = tuple(shape[0])
+        return _shape.Reshape.apply(self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        s = self.shape
+        if not s:
+            return self.reshape(1)
+        start, end = start_dim % len(s), end_dim % len(s)
+        return self.reshape((*s[:start], -1, *s[end + 1 :]))
+
+    def permute(self, *dims: Any) -> Tensor:
+        if len(dims) == 1 and isinstance(dims[0], Sequence):
+            dims = tuple(dims[0])
+        return _shape.Permute.apply(self, dims=dims)
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        order = list(range(self.ndim))
+        order[dim0], order[dim1] = order[dim1], order[dim0]
+        return self.permute(order)
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        d = dim % (self.ndim + 1)
+        return self.reshape((*self.shape[:d], 1, *self.shape[d:]))
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        if self.shape[dim] != 1:
+            return self
+        s = list(self.shape)
+        del s[dim]
+        return self.reshape(tuple(s))
+
+    def expand(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], Sequence):
+            shape = tuple(shape[0])
+        return _shape.BroadcastTo.apply(self, shape=shape)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return _shape.GetItem.apply(self, index=index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if self.requires_grad and self.is_leaf:
+            raise RuntimeError("in-place assignment to a leaf tensor that requires grad is not allowed")
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
+    # ----- in-place (no graph) ----------------------------------------------------------------------
+    def zero_(self) -> Tensor:
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value: builtins.float) -> Tensor:
+        self.data[...] = value
+        return self
+
+    def copy_(self, src: Any) -> Tensor:
+        src_arr = src.data if isinstance(src, Tensor) else np.asarray(src)
+        if src_arr.shape != self.shape:
+            raise ValueError(f"copy_: `src` shape {src_arr.shape} must equal {self.shape}")
+        self.data[...] = src_arr
+        return self
+
+
+def _axes(axis: Any, dim: Any) -> Any:
+    """Accept NumPy's `axis` or PyTorch's `dim`; tuples/lists become tuples."""
+    a = dim if axis is None else axis
+    return tuple(a) if isinstance(a, list) else a
+
+
+def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Build a tensor (a copy of `data`): arrays keep their dtype, Python floats/lists take the default."""
+    arr = np.array(_as_array(data, dtype), copy=True)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+from convolve import autograd as _autograd  # noqa: E402  (ops import Tensor from this module)
+from convolve.ops import elementwise as _ew  # noqa: E402
+from convolve.ops import reduction as _red  # noqa: E402
+from convolve.ops import shape as _shape  # noqa: E402
