@@ -1,3 +1,244 @@
-"""(being written)"""
+"""Convolutions: conv1d, conv2d and their transposes, as im2col + GEMM with hand-written backward passes.
 
-__all__: list[str] = []
+What deep learning calls "convolution" is cross-correlation: the filter is slid over the input *without*
+being flipped,
+
+    y[n, k, oy, ox] = b[k] + sum_{c, i, j} w[k, c, i, j] * x_pad[n, c, oy*S + i*D, ox*S + j*D].
+
+im2col copies every receptive field into one row of a matrix (N*oh*ow, C*kh*kw); the convolution is then one
+GEMM with the weights seen as a (K, C*kh*kw) matrix (one GEMM per group). The backward pass is two more GEMMs:
+
+* weight gradient  dW = dY^T @ cols: the correlation of the input with the output gradient;
+* input gradient   dcols = dY @ W, then col2im sums each column entry back onto the pixel it came from.
+  Written per pixel this is a *full* convolution of dY (zero-dilated by the stride) with the spatially
+  flipped filters, the lecture's "backward pass of a convolution is a convolution with flipped filters";
+  col2im computes exactly that sum without materialising the flipped kernel.
+
+A transposed convolution (`conv_transpose2d`) is the input-gradient computation of a convolution used as a
+forward pass, so its forward is "GEMM + col2im" and its backward is "im2col + GEMM". conv1d runs as conv2d
+with a height-1 kernel. Padding here is zero padding; other modes are `F.pad` before the convolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convolve._validate import check_non_negative, ntuple
+from convolve.autograd import Context, Function
+from convolve.nn.functional._conv_args import (
+    Pads,
+    check_conv_tensors,
+    check_kernel_fits,
+    conv_output_size,
+    parse_geometry,
+    parse_padding,
+    transposed_output_size,
+)
+from convolve.nn.functional._im2col import batch_chunks, col2im, grouped_matmul, im2col
+from convolve.tensor import Tensor
+
+__all__ = ["conv1d", "conv2d", "conv_output_size", "conv_transpose1d", "conv_transpose2d"]
+
+Pair = tuple[int, int]
+
+
+class Conv2dFunction(Function):
+    """y = conv2d(x, w) + b for NCHW arrays; padding (top, bottom, left, right) may be asymmetric ('same')."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, *, stride: Pair,
+                padding: Pads, dilation: Pair, groups: int) -> np.ndarray:
+        x_pad = np.pad(x, ((0, 0), (0, 0), *padding)) if any(map(any, padding)) else x  # (N, C, Hp, Wp)
+        n, c, hp, wp = x_pad.shape
+        k, c_g, kh, kw = weight.shape
+        oh = conv_output_size(hp, kh, stride[0], 0, dilation[0])
+        ow = conv_output_size(wp, kw, stride[1], 0, dilation[1])
+        w_mat = weight.reshape(groups, k // groups, c_g * kh * kw).transpose(0, 2, 1)  # (G, Cg*kh*kw, Kg)
+        out = np.empty((n, oh, ow, k), dtype=x.dtype)  # NHWC: the GEMM writes rows of output pixels
+        for chunk in batch_chunks(n, oh * ow * c * kh * kw * x.itemsize):
+            cols = im2col(x_pad[chunk], (kh, kw), stride, dilation, (oh, ow))  # (n, oh, ow, C, kh, kw)
+            cols = cols.reshape(-1, groups, c_g * kh * kw).transpose(1, 0, 2)  # (G, n*oh*ow, Cg*kh*kw)
+            y = grouped_matmul(cols, w_mat)  # (G, n*oh*ow, Kg)
+            out[chunk] = y.transpose(1, 0, 2).reshape(-1, oh, ow, k)  # (n, oh, ow, K)
+        if bias is not None:
+            out += bias  # broadcast over the last (channel) axis
+        ctx.save_for_backward(x_pad, weight)
+        ctx.geometry = (stride, padding, dilation, groups, x.shape)
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))  # (N, K, oh, ow)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
+        x_pad, weight = ctx.saved
+        stride, padding, dilation, groups, x_shape = ctx.geometry
+        need_x, need_w, need_b = ctx.needs_input_grad
+        n, c, hp, wp = x_pad.shape
+        k, c_g, kh, kw = weight.shape
+        _, _, oh, ow = grad.shape
+        g_nhwc = grad.transpose(0, 2, 3, 1)  # (N, oh, ow, K)
+        w_mat = weight.reshape(groups, k // groups, c_g * kh * kw)  # (G, Kg, Cg*kh*kw)
+        dx_pad = np.empty_like(x_pad) if need_x else None
+        dw = np.zeros_like(w_mat) if need_w else None
+        for chunk in batch_chunks(n, oh * ow * c * kh * kw * x_pad.itemsize):
+            g_mat = np.ascontiguousarray(g_nhwc[chunk]).reshape(-1, groups, k // groups)  # (n*oh*ow, G, Kg)
+            g_mat = g_mat.transpose(1, 0, 2)  # (G, n*oh*ow, Kg)
+            if dw is not None:  # correlation of the input with dY: dW = dY^T @ cols
+                cols = im2col(x_pad[chunk], (kh, kw), stride, dilation, (oh, ow))  # rebuilt, not cached
+                cols = cols.reshape(-1, groups, c_g * kh * kw).transpose(1, 0, 2)  # (G, n*oh*ow, Cg*kh*kw)
+                dw += grouped_matmul(g_mat.transpose(0, 2, 1), cols)  # (G, Kg, Cg*kh*kw)
+            if dx_pad is not None:  # full convolution with flipped filters = col2im(dY @ W)
+                dcols = grouped_matmul(g_mat, w_mat)  # (G, n*oh*ow, Cg*kh*kw)
+                dcols = dcols.transpose(1, 0, 2).reshape(-1, oh, ow, c, kh, kw)  # (n, oh, ow, C, kh, kw)
+                dx_pad[chunk] = col2im(dcols, (hp, wp), stride, dilation)  # (n, C, Hp, Wp)
+        dx = None
+        if dx_pad is not None:
+            (top, _), (left, _) = padding
+            dx = np.ascontiguousarray(dx_pad[:, :, top:top + x_shape[2], left:left + x_shape[3]])  # (N, C, H, W)
+        dw_out = None if dw is None else dw.reshape(weight.shape)
+        db = grad.sum(axis=(0, 2, 3)) if need_b else None  # (K,)
+        return dx, dw_out, db
+
+
+class ConvTranspose2dFunction(Function):
+    """y = conv_transpose2d(x, w) + b: the input gradient of conv2d, run forward; weight (C_in, C_out/G, kh, kw)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, *, stride: Pair,
+                padding: Pair, output_padding: Pair, dilation: Pair, groups: int) -> np.ndarray:
+        n, c_in, h, w = x.shape
+        _, k_g, kh, kw = weight.shape
+        c_out = k_g * groups
+        oh, ow = (transposed_output_size(s, kk, st, p, op, d) for s, kk, st, p, op, d in
+                  zip((h, w), (kh, kw), stride, padding, output_padding, dilation))
+        full = (oh + 2 * padding[0], ow + 2 * padding[1])  # output before cropping `padding` off each side
+        w_mat = weight.reshape(groups, c_in // groups, k_g * kh * kw)  # (G, Cg_in, Kg*kh*kw)
+        x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C_in)
+        out = np.empty((n, c_out, oh, ow), dtype=x.dtype)
+        for chunk in batch_chunks(n, h * w * c_out * kh * kw * x.itemsize):
+            x_mat = np.ascontiguousarray(x_nhwc[chunk]).reshape(-1, groups, c_in // groups).transpose(1, 0, 2)
+            dcols = grouped_matmul(x_mat, w_mat)  # (G, n*H*W, Kg*kh*kw)
+            dcols = dcols.transpose(1, 0, 2).reshape(-1, h, w, c_out, kh, kw)  # (n, H, W, C_out, kh, kw)
+            y_full = col2im(dcols, full, stride, dilation)  # (n, C_out, oh + 2P, ow + 2P)
+            out[chunk] = y_full[:, :, padding[0]:padding[0] + oh, padding[1]:padding[1] + ow]
+        if bias is not None:
+            out += bias[:, None, None]
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = (stride, padding, dilation, groups)
+        return out  # (N, C_out, oh, ow)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
+        x, weight = ctx.saved
+        stride, padding, dilation, groups = ctx.geometry
+        need_x, need_w, need_b = ctx.needs_input_grad
+        n, c_in, h, w = x.shape
+        _, k_g, kh, kw = weight.shape
+        c_out = k_g * groups
+        g_full = np.pad(grad, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))  # (N, C_out, oh+2P, ow+2P)
+        w_mat = weight.reshape(groups, c_in // groups, k_g * kh * kw)  # (G, Cg_in, Kg*kh*kw)
+        x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C_in)
+        dx = np.empty((n, h, w, c_in), dtype=x.dtype) if need_x else None
+        dw = np.zeros_like(w_mat) if need_w else None
+        for chunk in batch_chunks(n, h * w * c_out * kh * kw * x.itemsize):
+            cols = im2col(g_full[chunk], (kh, kw), stride, dilation, (h, w))  # (n, H, W, C_out, kh, kw)
+            cols = cols.reshape(-1, groups, k_g * kh * kw).transpose(1, 0, 2)  # (G, n*H*W, Kg*kh*kw)
+            if dx is not None:  # an ordinary convolution of dY with the same weights
+                dx_g = grouped_matmul(cols, w_mat.transpose(0, 2, 1))  # (G, n*H*W, Cg_in)
+                dx[chunk] = dx_g.transpose(1, 0, 2).reshape(-1, h, w, c_in)
+            if dw is not None:  # correlation of dY with the input
+                x_mat = np.ascontiguousarray(x_nhwc[chunk]).reshape(-1, groups, c_in // groups)
+                dw += grouped_matmul(x_mat.transpose(1, 2, 0), cols)  # (G, Cg_in, Kg*kh*kw)
+        dx_out = None if dx is None else np.ascontiguousarray(dx.transpose(0, 3, 1, 2))  # (N, C_in, H, W)
+        dw_out = None if dw is None else dw.reshape(weight.shape)
+        db = grad.sum(axis=(0, 2, 3)) if need_b else None
+        return dx_out, dw_out, db
+
+
+def _batched(fn: str, input: Tensor, nd: int) -> tuple[Tensor, bool]:
+    """Add the batch axis to unbatched input, as PyTorch accepts (C, H, W) for conv2d."""
+    if input.ndim == nd + 1:
+        return input.unsqueeze(0), True
+    return input, False
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation of (N, C, H, W) or (C, H, W) input with (K, C/groups, kh, kw) filters (torch's conv2d)."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, nd=2, fn="conv2d")
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation of (N, C, L) or (C, L) input with (K, C/groups, k) filters (torch's conv1d)."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, nd=1, fn="conv1d")
+
+
+def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any, dilation: Any,
+          groups: int, nd: int, fn: str) -> Tensor:
+    """Validate, lift 1-D to 2-D (height 1) and unbatched to batched, run Conv2dFunction, undo the lifting."""
+    check_conv_tensors(fn, input, weight, bias, groups, nd)
+    strides, dilations = parse_geometry(fn, stride, dilation, nd)
+    kernel = tuple(weight.shape[2:])
+    pads = parse_padding(fn, padding, kernel, strides, dilations)
+    check_kernel_fits(fn, tuple(input.shape[-nd:]), kernel, pads, dilations)
+    x, unbatched = _batched(fn, input, nd)
+    if nd == 1:  # (N, C, L) -> (N, C, 1, L); filters (K, Cg, k) -> (K, Cg, 1, k)
+        x, weight = x.unsqueeze(2), weight.unsqueeze(2)
+        strides, dilations, pads = (1, *strides), (1, *dilations), ((0, 0), *pads)
+    y = Conv2dFunction.apply(x, weight, bias, stride=strides, padding=pads, dilation=dilations, groups=groups)
+    if nd == 1:
+        y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
+    """Transposed 2-D convolution (the gradient of conv2d w.r.t. its input); weight (C_in, C_out/groups, kh, kw)."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, 2,
+                           "conv_transpose2d")
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
+    """Transposed 1-D convolution; weight (C_in, C_out/groups, k)."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, 1,
+                           "conv_transpose1d")
+
+
+def _conv_transpose(input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
+                    output_padding: Any, groups: int, dilation: Any, nd: int, fn: str) -> Tensor:
+    """Validate the transposed-convolution arguments, lift to batched 2-D, run ConvTranspose2dFunction."""
+    check_conv_tensors(fn, input, weight, bias, groups, nd, transposed=True)
+    strides, dilations = parse_geometry(fn, stride, dilation, nd)
+    pads, out_pads = _transposed_paddings(fn, padding, output_padding, strides, dilations, nd)
+    kernel = tuple(weight.shape[2:])
+    sizes = tuple(transposed_output_size(*a) for a in zip(input.shape[-nd:], kernel, strides, pads, out_pads,
+                                                            dilations))
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"{fn}: the output size {sizes} would be non-positive for input {tuple(input.shape[-nd:])}, "
+                         f"kernel {kernel}, stride {strides}, padding {pads}, dilation {dilations}")
+    x, unbatched = _batched(fn, input, nd)
+    if nd == 1:
+        x, weight = x.unsqueeze(2), weight.unsqueeze(2)
+        strides, dilations, pads, out_pads = (1, *strides), (1, *dilations), (0, *pads), (0, *out_pads)
+    y = ConvTranspose2dFunction.apply(x, weight, bias, stride=strides, padding=pads, output_padding=out_pads,
+                                      dilation=dilations, groups=groups)
+    if nd == 1:
+        y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def _transposed_paddings(fn: str, padding: Any, output_padding: Any, strides: tuple[int, ...],
+                         dilations: tuple[int, ...], nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """`padding` and `output_padding` as non-negative tuples; output_padding < max(stride, dilation) (as PyTorch)."""
+    if isinstance(padding, str):
+        raise ValueError(f"{fn}: `padding` must be an int or a tuple of {nd} ints (no 'same'/'valid' for transposed"
+                         f" convolutions), got {padding!r}")
+    pads, out_pads = ntuple(padding, nd, "padding", fn), ntuple(output_padding, nd, "output_padding", fn)
+    check_non_negative(pads, "padding", fn)
+    check_non_negative(out_pads, "output_padding", fn)
+    if any(op >= max(s, d) for op, s, d in zip(out_pads, strides, dilations)):
+        raise ValueError(f"{fn}: `output_padding` {out_pads} must be smaller than either stride {strides} or "
+                         f"dilation {dilations} along each axis")
+    return pads, out_pads
