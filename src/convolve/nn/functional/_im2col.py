@@ -41,7 +41,7 @@ def col2im(cols: np.ndarray, padded_size: tuple[int, int], stride: tuple[int, in
     """Adjoint of `im2col`: sum (N, oh, ow, C, kh, kw) columns back into a zero (N, C, Hp, Wp) array."""
     n, oh, ow, c, kh, kw = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    out = np.zeros((n, c) + tuple(padded_size), dtype=cols.dtype)  # (N, C, Hp, Wp)
+    out = np.zeros((n, c, *padded_size), dtype=cols.dtype)  # (N, C, Hp, Wp)
     for i in range(kh):  # loop over kernel offsets only; each step touches the whole batch
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
