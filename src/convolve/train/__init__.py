@@ -1,0 +1,34 @@
+"""Training: `fit`/`Trainer` (checkpoints, exact resume, early stopping), `evaluate` and classification metrics."""
+
+from convolve.train.callbacks import EarlyStopping
+from convolve.train.checkpoint import load_checkpoint, pack, save_checkpoint, unpack
+from convolve.train.history import History
+from convolve.train.metrics import (
+    EvalResult,
+    MetricAccumulator,
+    accuracy,
+    confusion_matrix,
+    per_class_accuracy,
+    topk_accuracy,
+    topk_correct,
+)
+from convolve.train.trainer import Trainer, evaluate, fit
+
+__all__ = [
+    "EarlyStopping",
+    "EvalResult",
+    "History",
+    "MetricAccumulator",
+    "Trainer",
+    "accuracy",
+    "confusion_matrix",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "pack",
+    "per_class_accuracy",
+    "save_checkpoint",
+    "topk_accuracy",
+    "topk_correct",
+    "unpack",
+]

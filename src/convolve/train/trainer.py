@@ -1,0 +1,247 @@
+"""`Trainer` / `fit`: the training loop with validation, checkpoints every epoch, exact resume and early stopping.
+
+A run is a pure function of (seed, model init, data): the global generator and the train loader's generator are
+saved in every checkpoint with the model, optimizer and scheduler, so a run killed after epoch k and resumed from
+its checkpoint ends with the same weights, bit for bit, as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from convolve import random as crandom
+from convolve.autograd import no_grad
+from convolve.backend import to_numpy
+from convolve.tensor import Tensor
+from convolve.train.callbacks import EarlyStopping
+from convolve.train.checkpoint import load_checkpoint, save_checkpoint
+from convolve.train.history import History
+from convolve.train.metrics import EvalResult, MetricAccumulator, topk_correct
+from convolve.train.progress import EpochProgress, progress_enabled
+
+Callback = Callable[["Trainer", int, dict[str, Any]], None]
+LAST, BEST = "last.npz", "best.npz"
+STEP_SCHEDULERS = ("OneCycleLR", "CyclicLR")
+
+
+def _num_batches(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def _default_loss(output: Tensor, target: Tensor) -> Tensor:
+    from convolve.nn import functional as F
+
+    return F.cross_entropy(output, target)
+
+
+def evaluate(model: Any, loader: Iterable[Any], loss_fn: Callable[[Any, Any], Any] | None = None,
+             num_classes: int | None = None, progress: bool | None = False) -> EvalResult:
+    """Loss, accuracy, top-5, per-class accuracy and confusion matrix of `model` on `loader` (eval mode, no grad)."""
+    loss_fn = loss_fn or _default_loss
+    was_training = getattr(model, "training", False)
+    model.eval()
+    acc = MetricAccumulator(num_classes=num_classes)
+    bar = EpochProgress(_num_batches(loader), "evaluate", progress_enabled(progress))
+    try:
+        with no_grad():
+            for x, y in loader:
+                out = model(x)
+                loss = float(to_numpy(loss_fn(out, y)))
+                acc.update(out, y, loss)
+                n = len(to_numpy(y))
+                bar.update(loss, topk_correct(out, y, 1), n)
+    finally:
+        bar.close()
+        model.train(was_training)
+    return acc.result()
+
+
+class Trainer:
+    """Owns a model, loss, optimizer and optional scheduler; `fit` runs epochs and records a `History`.
+
+    `scheduler_interval`: 'epoch' (StepLR, cosine...), 'step' (OneCycleLR) or 'auto' (by scheduler class).
+    `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written.
+    """
+
+    def __init__(self, model: Any, loss_fn: Callable[[Any, Any], Any] | None, optimizer: Any, scheduler: Any = None,
+                 *, metrics: Sequence[str] = ("loss", "accuracy", "top5"), checkpoint_dir: str | Path | None = None,
+                 early_stopping: EarlyStopping | None = None, seed: int | None = None, progress: bool | None = None,
+                 callbacks: Sequence[Callback] = (), scheduler_interval: str = "auto",
+                 meta: dict[str, Any] | None = None) -> None:
+        if scheduler_interval not in ("auto", "epoch", "step"):
+            raise ValueError(f"Trainer: `scheduler_interval` must be 'auto', 'epoch' or 'step', "
+                             f"got {scheduler_interval!r}")
+        unknown = set(metrics) - {"loss", "accuracy", "top5"}
+        if unknown:
+            raise ValueError(f"Trainer: unknown `metrics` {sorted(unknown)}; choose from 'loss', 'accuracy', 'top5'")
+        self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn or _default_loss, optimizer, scheduler
+        self.metrics = tuple(metrics)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.early_stopping, self.seed, self.progress = early_stopping, seed, progress
+        self.callbacks = list(callbacks)
+        if scheduler_interval == "auto":
+            scheduler_interval = "step" if type(scheduler).__name__ in STEP_SCHEDULERS else "epoch"
+        self.scheduler_interval = scheduler_interval
+        self.meta = dict(meta or {})
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.best: float | None = None
+        self.stop_training = False
+
+    # ----- state -------------------------------------------------------------------------------------
+    def _loader_generator(self, loader: Any) -> crandom.Generator | None:
+        gen = getattr(loader, "generator", None)
+        return gen if isinstance(gen, crandom.Generator) else None
+
+    def state_dict(self, train_loader: Any = None) -> dict[str, Any]:
+        """Everything but the model weights needed to continue the run exactly."""
+        gen = self._loader_generator(train_loader)
+        return {
+            "epoch": self.epoch, "best": self.best, "meta": self.meta,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None,
+            "history": self.history.records,
+            "rng": {"global": crandom.default_generator.get_state(), "loader": gen.get_state() if gen else None},
+        }
+
+    def load_state_dict(self, state: dict[str, Any], train_loader: Any = None) -> None:
+        """Restore a `state_dict()` (the model weights are loaded separately)."""
+        self.epoch, self.best = int(state["epoch"]), state["best"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.early_stopping is not None and state.get("early_stopping") is not None:
+            self.early_stopping.load_state_dict(state["early_stopping"])
+        self.history = History(state["history"])
+        crandom.default_generator.set_state(state["rng"]["global"])
+        gen = self._loader_generator(train_loader)
+        if gen is not None and state["rng"]["loader"] is not None:
+            gen.set_state(state["rng"]["loader"])
+
+    def save_checkpoint(self, path: str | Path, train_loader: Any = None) -> Path:
+        """Write model + trainer state to `path` (.npz)."""
+        return save_checkpoint(path, self.model.state_dict(), self.state_dict(train_loader))
+
+    def restore(self, path: str | Path, train_loader: Any = None) -> None:
+        """Load a checkpoint written by `save_checkpoint` into the model, optimizer, scheduler and RNGs."""
+        model_state, state = load_checkpoint(path)
+        self.model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
+        self.load_state_dict(state, train_loader)
+
+    # ----- loop --------------------------------------------------------------------------------------
+    def _step_scheduler(self, record: dict[str, Any]) -> None:
+        if self.scheduler is None or self.scheduler_interval != "epoch":
+            return
+        if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+            self.scheduler.step(record.get("val_loss", record["train_loss"]))
+        else:
+            self.scheduler.step()
+
+    def train_epoch(self, loader: Iterable[Any], epoch: int, epochs: int) -> dict[str, float]:
+        """One pass over `loader`; returns train loss, accuracy and images/s."""
+        self.model.train()
+        bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}", progress_enabled(self.progress))
+        try:
+            for i, (x, y) in enumerate(loader):
+                self.optimizer.zero_grad()
+                out = self.model(x)
+                loss = self.loss_fn(out, y)
+                loss.backward()
+                self.optimizer.step()
+                if self.scheduler is not None and self.scheduler_interval == "step":
+                    self.scheduler.step()
+                value = float(to_numpy(loss))
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"fit: the training loss became {value} at epoch {epoch}, batch {i + 1}; "
+                                             f"try a lower learning rate")
+                bar.update(value, topk_correct(out, y, 1), len(to_numpy(y)))
+        finally:
+            bar.close()
+        if bar.count == 0:
+            raise ValueError("fit: `train_loader` yielded no batches")
+        return {"train_loss": bar.loss, "train_accuracy": bar.accuracy, "images_per_second": bar.images_per_second}
+
+    def _monitor_value(self, record: dict[str, Any]) -> tuple[str, float]:
+        if self.early_stopping is not None:
+            name = self.early_stopping.monitor
+        else:
+            name = "val_accuracy" if "val_accuracy" in record else "train_loss"
+        return name, float(record.get(name, math.nan))
+
+    def _end_epoch(self, record: dict[str, Any], train_loader: Any) -> None:
+        """Scheduler, early stopping, checkpoints and callbacks, in the order that makes resume exact."""
+        self._step_scheduler(record)
+        name, value = self._monitor_value(record)
+        better = (value < self.best if "loss" in name else value > self.best) if self.best is not None else True
+        if better and not math.isnan(value):
+            self.best = value
+        if self.early_stopping is not None:
+            self.stop_training = self.early_stopping.step(record, self.epoch)
+        if self.checkpoint_dir is not None:
+            self.save_checkpoint(self.checkpoint_dir / LAST, train_loader)
+            if better:
+                self.save_checkpoint(self.checkpoint_dir / BEST, train_loader)
+            self.history.save(self.checkpoint_dir)
+        for cb in self.callbacks:
+            cb(self, self.epoch, record)
+
+    def fit(self, train_loader: Iterable[Any], epochs: int, val_loader: Iterable[Any] | None = None,
+            resume: bool | str | Path = False) -> History:
+        """Train until `epochs` epochs are completed in total (resumed epochs count) or early stopping fires."""
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ValueError(f"fit: `epochs` must be a positive int, got {epochs!r}")
+        if resume:
+            path = self._resume_path(resume)
+            self.restore(path, train_loader)
+        elif self.seed is not None:
+            crandom.manual_seed(self.seed)
+            gen = self._loader_generator(train_loader)
+            if gen is not None:
+                gen.manual_seed(self.seed)
+        self.stop_training = bool(self.early_stopping and self.early_stopping.stopped_epoch is not None)
+        while self.epoch < epochs and not self.stop_training:
+            start = time.perf_counter()
+            lr = float(self.optimizer.param_groups[0]["lr"])
+            record: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr}
+            record.update(self.train_epoch(train_loader, self.epoch + 1, epochs))
+            if val_loader is not None:
+                res = evaluate(self.model, val_loader, self.loss_fn)
+                record.update({f"val_{m}": v for m, v in res.as_dict().items() if m in self.metrics})
+            record["time"] = time.perf_counter() - start
+            self.epoch += 1
+            self.history.append(record)
+            self._end_epoch(record, train_loader)
+        return self.history
+
+    def _resume_path(self, resume: bool | str | Path) -> Path:
+        if resume is True:
+            if self.checkpoint_dir is None:
+                raise ValueError("fit: `resume=True` needs a `checkpoint_dir` to find the last checkpoint in")
+            path = self.checkpoint_dir / LAST
+        else:
+            path = Path(str(resume))
+        if not path.is_file():
+            raise FileNotFoundError(f"fit: cannot resume, no checkpoint at {path}")
+        return path
+
+
+def fit(model: Any, train_loader: Iterable[Any], loss_fn: Callable[[Any, Any], Any] | None, optimizer: Any,
+        epochs: int, scheduler: Any = None, val_loader: Iterable[Any] | None = None,
+        metrics: Sequence[str] = ("loss", "accuracy", "top5"), checkpoint_dir: str | Path | None = None,
+        resume: bool | str | Path = False, early_stopping: EarlyStopping | None = None, seed: int | None = None,
+        progress: bool | None = None, callbacks: Sequence[Callback] = ()) -> History:
+    """Train `model` for `epochs` epochs (see `Trainer`); returns the per-epoch `History`."""
+    trainer = Trainer(model, loss_fn, optimizer, scheduler, metrics=metrics, checkpoint_dir=checkpoint_dir,
+                      early_stopping=early_stopping, seed=seed, progress=progress, callbacks=callbacks)
+    return trainer.fit(train_loader, epochs, val_loader=val_loader, resume=resume)
+
+
+__all__ = ["Trainer", "evaluate", "fit"]
