@@ -1,0 +1,27 @@
+"""Datasets (MNIST, Fashion-MNIST, CIFAR-10/100, bundled Digits), checked downloads, a DataLoader, batch transforms."""
+
+from convolve.data import transforms
+from convolve.data.cifar import CIFAR10, CIFAR100
+from convolve.data.dataset import ArrayDataset, default_root
+from convolve.data.digits import Digits
+from convolve.data.download import DownloadError, check_md5, download_file
+from convolve.data.loader import DataLoader
+from convolve.data.mnist import MNIST, FashionMNIST
+from convolve.data.registry import get_dataset, list_datasets
+
+__all__ = [
+    "CIFAR10",
+    "CIFAR100",
+    "MNIST",
+    "ArrayDataset",
+    "DataLoader",
+    "Digits",
+    "DownloadError",
+    "FashionMNIST",
+    "check_md5",
+    "default_root",
+    "download_file",
+    "get_dataset",
+    "list_datasets",
+    "transforms",
+]
