@@ -1,0 +1,122 @@
+"""Activation layers: ReLU, ReLU6, LeakyReLU, ELU, Sigmoid, Tanh, Softmax, LogSoftmax.
+
+`inplace=True` is accepted for PyTorch compatibility but the result is always a new tensor (never in place);
+it only shows in the repr.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import convolve.nn.functional as F
+from convolve.nn.module import Module
+from convolve.tensor import Tensor
+
+
+class _Inplace(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_Inplace):
+    """max(0, x)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu(input)
+
+
+class ReLU6(_Inplace):
+    """min(max(0, x), 6)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input.clamp(0.0, 6.0)
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else negative_slope * x."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.leaky_relu(input, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class ELU(Module):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.elu(input, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x))."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.sigmoid(input)
+
+
+class Tanh(Module):
+    """tanh(x)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.tanh(input)
+
+
+def _softmax_dim(dim: int | None, ndim: int, name: str) -> int:
+    """PyTorch's legacy implicit dim (0 for 0/1/3-D input, else 1), with its warning."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X "
+                  "as an argument.", stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+class Softmax(Module):
+    """exp(x_i) / sum_j exp(x_j) along `dim`."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softmax(input, _softmax_dim(self.dim, input.ndim, "softmax"))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """log(softmax(x)) along `dim`, computed stably."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.log_softmax(input, _softmax_dim(self.dim, input.ndim, "log_softmax"))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+
+
+__all__ = ["ELU", "LeakyReLU", "LogSoftmax", "ReLU", "ReLU6", "Sigmoid", "Softmax", "Tanh"]

@@ -1,0 +1,192 @@
+"""Convolution layers `Conv1d`, `Conv2d`, `ConvTranspose2d`: argument checks, parameters, PyTorch's init.
+
+Padding modes other than 'zeros' (and 'same' padding that must be uneven, i.e. an even effective kernel) are
+done as PyTorch does: `F.pad` the input explicitly, then convolve with padding 0. For an even kernel 'same'
+puts the extra pixel at the end (bottom/right), as PyTorch and TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import convolve.nn.functional as F
+from convolve._validate import check_non_negative, check_positive, ntuple
+from convolve.backend import get_default_dtype
+from convolve.nn import init
+from convolve.nn.module import Module
+from convolve.nn.parameter import Parameter
+from convolve.tensor import Tensor
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_F_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+def _check_count(value: Any, name: str, fn: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{fn}: `{name}` must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class _ConvNd(Module):
+    """Shared by every convolution: validation, weight/bias creation, PyTorch's default init and repr."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any, padding: Any,
+                 dilation: Any, transposed: bool, output_padding: Any, groups: int, bias: bool,
+                 padding_mode: str, nd: int, dtype: Any = None) -> None:
+        super().__init__()
+        fn = type(self).__name__
+        self.in_channels = _check_count(in_channels, "in_channels", fn)
+        self.out_channels = _check_count(out_channels, "out_channels", fn)
+        self.groups = _check_count(groups, "groups", fn)
+        if in_channels % groups:
+            raise ValueError(f"{fn}: `in_channels` (={in_channels}) must be divisible by `groups` (={groups})")
+        if out_channels % groups:
+            raise ValueError(f"{fn}: `out_channels` (={out_channels}) must be divisible by `groups` (={groups})")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{fn}: `padding_mode` must be one of {PADDING_MODES}, got {padding_mode!r}")
+        self.kernel_size = ntuple(kernel_size, nd, "kernel_size", fn)
+        self.stride = ntuple(stride, nd, "stride", fn)
+        self.dilation = ntuple(dilation, nd, "dilation", fn)
+        self.output_padding = ntuple(output_padding, nd, "output_padding", fn)
+        for name in ("kernel_size", "stride", "dilation"):
+            check_positive(getattr(self, name), name, fn)
+        check_non_negative(self.output_padding, "output_padding", fn)
+        self.padding = self._check_padding(padding, nd, fn)
+        self.transposed = transposed
+        self.padding_mode = padding_mode
+        # F.pad order: last dim first, (left, right) per dim; 'same' puts the odd pixel at the end
+        totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+        if isinstance(self.padding, str):
+            pairs = [(t // 2, t - t // 2) if self.padding == "same" else (0, 0) for t in totals]
+        else:
+            pairs = [(p, p) for p in self.padding]
+        self._reversed_padding_repeated_twice = tuple(v for pair in reversed(pairs) for v in pair)
+        dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
+        shape = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
+        self.weight = Parameter(np.empty((*shape, *self.kernel_size), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty((out_channels,), dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def _check_padding(self, padding: Any, nd: int, fn: str) -> Any:
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{fn}: string `padding` must be 'same' or 'valid', got {padding!r}")
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions "
+                                 f"(stride={self.stride}); use an explicit padding")
+            return padding
+        pad = ntuple(padding, nd, "padding", fn)
+        check_non_negative(pad, "padding", fn)
+        return pad
+
+    def reset_parameters(self, generator: Any = None) -> None:
+        """PyTorch's default: weight kaiming_uniform_(a=sqrt(5)), i.e. U(+-1/sqrt(fan_in)); bias U(+-1/sqrt(fan_in))."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    def _pad_input(self, input: Tensor) -> tuple[Tensor, Any]:
+        """The input, explicitly padded when needed, and the padding to pass to the conv op."""
+        pads = self._reversed_padding_repeated_twice
+        symmetric = all(pads[i] == pads[i + 1] for i in range(0, len(pads), 2))
+        if self.padding_mode == "zeros" and symmetric:
+            return input, tuple(pads[-2::-2])  # the left pads, first spatial dim first
+        return F.pad(input, pads, mode=_F_MODE[self.padding_mode]), 0
+
+    def extra_repr(self) -> str:
+        nd = len(self.kernel_size)
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,) * nd:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * nd:
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * nd:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C_in, L) input; weight (C_out, C_in/groups, k)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+                 dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, False, 0, groups, bias,
+                         padding_mode, nd=1, dtype=dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        x, padding = self._pad_input(input)
+        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over (N, C_in, H, W) input; weight (C_out, C_in/groups, kh, kw)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+                 dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, False, 0, groups, bias,
+                         padding_mode, nd=2, dtype=dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        x, padding = self._pad_input(input)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-D convolution (gradient of Conv2d w.r.t. its input); weight (C_in, C_out/groups, kh, kw).
+
+    Output size per dim: (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+                 output_padding: Any = 0, groups: int = 1, bias: bool = True, dilation: Any = 1,
+                 padding_mode: str = "zeros", dtype: Any = None) -> None:
+        if padding_mode != "zeros":
+            raise ValueError(f"ConvTranspose2d: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: `padding` must be an int or a tuple of 2 ints, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, True, output_padding,
+                         groups, bias, padding_mode, nd=2, dtype=dtype)
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if op >= max(s, d):
+                raise ValueError(f"ConvTranspose2d: `output_padding` {self.output_padding} must be smaller than "
+                                 f"either `stride` {self.stride} or `dilation` {self.dilation}")
+
+    def _output_padding(self, input: Tensor, output_size: Any) -> tuple[int, ...]:
+        """output_padding that yields `output_size` (H, W) (or (..., H, W)); PyTorch's `output_size=` argument."""
+        if output_size is None:
+            return self.output_padding
+        size = tuple(int(s) for s in output_size)[-2:]
+        result = []
+        for i, want in enumerate(size):
+            base = ((input.shape[-2 + i] - 1) * self.stride[i] - 2 * self.padding[i]
+                    + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            extra = want - base
+            if not 0 <= extra < max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"ConvTranspose2d: requested `output_size` {size} is not reachable; dim {i} must "
+                                 f"be in [{base}, {base + max(self.stride[i], self.dilation[i]) - 1}]")
+            result.append(extra)
+        return tuple(result)
+
+    def forward(self, input: Tensor, output_size: Any = None) -> Tensor:
+        output_padding = self._output_padding(input, output_size)
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                  self.groups, self.dilation)
+
+
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]

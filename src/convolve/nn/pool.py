@@ -1,0 +1,165 @@
+"""Pooling layers: MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d (no parameters).
+
+Arguments are stored as given (an int stays an int), as PyTorch does, except AvgPool1d which stores 1-tuples
+like PyTorch. Output size per dim: floor((in + 2p - d(k-1) - 1) / s) + 1, or ceil with `ceil_mode=True`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import convolve.nn.functional as F
+from convolve._validate import check_non_negative, check_positive, ntuple
+from convolve.nn.module import Module
+from convolve.tensor import Tensor
+
+
+def _check_pool(fn: str, nd: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> None:
+    """Positive kernel/stride/dilation; 0 <= padding <= half the effective kernel (PyTorch's rule)."""
+    k = ntuple(kernel_size, nd, "kernel_size", fn)
+    s = ntuple(stride, nd, "stride", fn)
+    d = ntuple(dilation, nd, "dilation", fn)
+    p = ntuple(padding, nd, "padding", fn)
+    check_positive(k, "kernel_size", fn)
+    check_positive(s, "stride", fn)
+    check_positive(d, "dilation", fn)
+    check_non_negative(p, "padding", fn)
+    for pi, ki, di in zip(p, k, d):
+        if 2 * pi > di * (ki - 1) + 1:
+            raise ValueError(f"{fn}: `padding` {padding} must be at most half of the effective kernel size "
+                             f"{tuple(di * (kk - 1) + 1 for kk, di in zip(k, d))}")
+
+
+class _MaxPoolNd(Module):
+    nd = 2
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                 return_indices: bool = False, ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+        self.dilation = dilation
+        self.return_indices = return_indices
+        self.ceil_mode = ceil_mode
+        _check_pool(type(self).__name__, self.nd, kernel_size, self.stride, padding, dilation)
+
+    def _kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"ceil_mode": self.ceil_mode}
+        if self.return_indices:
+            kw["return_indices"] = True
+        return kw
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool1d(_MaxPoolNd):
+    """Max over windows of (N, C, L) input."""
+
+    nd = 1
+
+    def forward(self, input: Tensor) -> Any:
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation, **self._kwargs())
+
+
+class MaxPool2d(_MaxPoolNd):
+    """Max over windows of (N, C, H, W) input; the gradient goes to each window's arg-max."""
+
+    def forward(self, input: Tensor) -> Any:
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, **self._kwargs())
+
+
+class AvgPool1d(Module):
+    """Mean over windows of (N, C, L) input."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> None:
+        super().__init__()
+        fn = "AvgPool1d"
+        self.kernel_size = ntuple(kernel_size, 1, "kernel_size", fn)
+        self.stride = ntuple(stride if stride is not None else kernel_size, 1, "stride", fn)
+        self.padding = ntuple(padding, 1, "padding", fn)
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        _check_pool(fn, 1, self.kernel_size, self.stride, self.padding)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """Mean over windows of (N, C, H, W) input; `divisor_override` replaces the window size as divisor."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: int | None = None) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+        _check_pool("AvgPool2d", 2, kernel_size, self.stride, padding)
+        if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
+                divisor_override, int) or divisor_override < 1):
+            raise ValueError(f"AvgPool2d: `divisor_override` must be a positive int or None, got {divisor_override!r}")
+
+    def forward(self, input: Tensor) -> Tensor:
+        kw = {} if self.divisor_override is None else {"divisor_override": self.divisor_override}
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, **kw)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+def _check_output_size(output_size: Any, fn: str) -> Any:
+    """An int, or a pair of ints/None (None keeps that input size), each >= 1."""
+    items = output_size if isinstance(output_size, tuple | list) else (output_size, output_size)
+    ok = len(items) == 2 and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1) for v in items
+    )
+    if not ok:
+        raise ValueError(f"{fn}: `output_size` must be a positive int or a pair of positive ints/None, "
+                         f"got {output_size!r}")
+    return tuple(output_size) if isinstance(output_size, list) else output_size
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed (oh, ow) whatever the input size (window i: floor(i*H/oh)..ceil((i+1)*H/oh))."""
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = _check_output_size(output_size, "AdaptiveAvgPool2d")
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed (oh, ow) whatever the input size."""
+
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__()
+        self.output_size = _check_output_size(output_size, "AdaptiveMaxPool2d")
+        self.return_indices = return_indices
+
+    def forward(self, input: Tensor) -> Any:
+        if self.return_indices:
+            return F.adaptive_max_pool2d(input, self.output_size, return_indices=True)
+        return F.adaptive_max_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d"]
