@@ -12,9 +12,11 @@ from convolve.train.metrics import (
     topk_accuracy,
     topk_correct,
 )
-from convolve.train.trainer import Trainer, evaluate, fit
+from convolve.train.trainer import BEST, LAST, Trainer, evaluate, fit
 
 __all__ = [
+    "BEST",
+    "LAST",
     "EarlyStopping",
     "EvalResult",
     "History",

@@ -96,20 +96,29 @@ class Trainer:
         self.stop_training = False
 
     # ----- state -------------------------------------------------------------------------------------
-    def _loader_generator(self, loader: Any) -> crandom.Generator | None:
-        gen = getattr(loader, "generator", None)
-        return gen if isinstance(gen, crandom.Generator) else None
+    @staticmethod
+    def loader_generators(loader: Any) -> list[crandom.Generator]:
+        """The explicit generators a loader draws from: its shuffling `generator`, then those of its transforms."""
+        found: list[crandom.Generator] = []
+        stack = [loader, getattr(loader, "transform", None)]
+        while stack:
+            obj = stack.pop(0)
+            gen = getattr(obj, "generator", None)
+            if isinstance(gen, crandom.Generator) and all(gen is not g for g in found):
+                found.append(gen)
+            stack.extend(getattr(obj, "transforms", None) or [])
+        return found
 
     def state_dict(self, train_loader: Any = None) -> dict[str, Any]:
         """Everything but the model weights needed to continue the run exactly."""
-        gen = self._loader_generator(train_loader)
+        gens = self.loader_generators(train_loader)
         return {
             "epoch": self.epoch, "best": self.best, "meta": self.meta,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None,
             "history": self.history.records,
-            "rng": {"global": crandom.default_generator.get_state(), "loader": gen.get_state() if gen else None},
+            "rng": {"global": crandom.default_generator.get_state(), "loader": [g.get_state() for g in gens]},
         }
 
     def load_state_dict(self, state: dict[str, Any], train_loader: Any = None) -> None:
@@ -122,9 +131,12 @@ class Trainer:
             self.early_stopping.load_state_dict(state["early_stopping"])
         self.history = History(state["history"])
         crandom.default_generator.set_state(state["rng"]["global"])
-        gen = self._loader_generator(train_loader)
-        if gen is not None and state["rng"]["loader"] is not None:
-            gen.set_state(state["rng"]["loader"])
+        gens, saved = self.loader_generators(train_loader), state["rng"]["loader"]
+        if len(gens) != len(saved):
+            raise ValueError(f"fit: the checkpoint holds {len(saved)} data-loader generator states but "
+                             f"`train_loader` has {len(gens)} generators; resume with the same pipeline")
+        for gen, g_state in zip(gens, saved):
+            gen.set_state(g_state)
 
     def save_checkpoint(self, path: str | Path, train_loader: Any = None) -> Path:
         """Write model + trainer state to `path` (.npz)."""
@@ -203,9 +215,8 @@ class Trainer:
             self.restore(path, train_loader)
         elif self.seed is not None:
             crandom.manual_seed(self.seed)
-            gen = self._loader_generator(train_loader)
-            if gen is not None:
-                gen.manual_seed(self.seed)
+            for i, gen in enumerate(self.loader_generators(train_loader)):
+                gen.manual_seed(self.seed + 1 + i)
         self.stop_training = bool(self.early_stopping and self.early_stopping.stopped_epoch is not None)
         while self.epoch < epochs and not self.stop_training:
             start = time.perf_counter()

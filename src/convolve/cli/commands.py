@@ -1,0 +1,168 @@
+"""What each `convolve` subcommand does; argument parsing lives in `parser.py`, error reporting in `main`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convolve import data, models, nn
+from convolve.autograd import no_grad
+from convolve.cli import recipe
+from convolve.cli.images import read_image
+from convolve.random import Generator, manual_seed
+from convolve.tensor import Tensor
+from convolve.train import LAST, Trainer, evaluate, load_checkpoint
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _load_dataset(name: str, root: str | None, train: bool, download: bool = False) -> Any:
+    if root is not None and not Path(root).is_dir():
+        raise FileNotFoundError(f"--data-dir {root} does not exist or is not a folder")
+    return data.get_dataset(name, root=root, train=train, download=download)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train, checkpoint every epoch into --out, evaluate on the test split."""
+    args.dataset = args.dataset.lower().replace("_", "-")
+    args.model = args.model or recipe.DEFAULT_MODELS.get(args.dataset, "lenet5")
+    models.model_spec(args.model)  # unknown model -> clear error before any data is read
+    args.epochs = args.epochs or recipe.DEFAULT_EPOCHS.get(args.dataset, 10)
+    out = Path(args.out or Path("runs") / f"{args.model}-{args.dataset}")
+    train_set = _load_dataset(args.dataset, args.data_dir, True, args.download)
+    test_set = _load_dataset(args.dataset, args.data_dir, False, args.download)
+    meta = recipe.build_meta(args, train_set)
+    manual_seed(args.seed)
+    model = recipe.build_model(meta)
+    shuffle_gen, aug_gen = Generator(args.seed + 1), Generator(args.seed + 2)
+    train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=shuffle_gen,
+                                   transform=recipe.train_transform(meta, args.augment, aug_gen))
+    test_loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
+    optimizer = recipe.build_optimizer(args, model)
+    scheduler = recipe.build_scheduler(args, optimizer, len(train_loader))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    meta["recipe"] = {k: v for k, v in vars(args).items() if k not in ("func", "option", "debug")}
+    trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, progress=None if not args.no_progress
+                      else False, callbacks=[_print_epoch], meta=meta)
+    _say(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test images, "
+         f"{args.epochs} epochs, {args.optimizer} lr {optimizer.param_groups[0]['lr']:g}, {args.schedule}) -> {out}")
+    start = time.perf_counter()
+    trainer.fit(train_loader, args.epochs, val_loader=test_loader, resume=args.resume)
+    result = evaluate(model, test_loader, loss_fn)
+    _say(f"trained in {time.perf_counter() - start:.1f} s; checkpoint {out / LAST}, history {out / 'history.csv'}")
+    _say(f"test accuracy: {result.accuracy:.4f}")
+    return 0
+
+
+def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+    val = f", test loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
+    _say(f"epoch {epoch}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}{val}, "
+         f"lr {record['lr']:.3g}, {record['time']:.1f} s, {record['images_per_second']:.0f} img/s")
+
+
+def load_model(path: str) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint file (or a run folder's last.npz); returns (model, meta)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / LAST
+    state, extra = load_checkpoint(p)
+    meta = extra.get("meta") or {}
+    if "model" not in meta:
+        raise ValueError(f"{p} has no model metadata (was it written by `convolve train`?)")
+    model = recipe.build_model(meta)
+    model.load_state_dict({k: Tensor(v) for k, v in state.items()})
+    model.eval()
+    return model, meta
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint on a test split; prints metrics, per-class accuracy and the confusion matrix."""
+    model, meta = load_model(args.checkpoint)
+    name = args.dataset or meta["dataset"]
+    test_set = _load_dataset(name, args.data_dir, False)
+    shape = recipe.image_shape(test_set)
+    if list(shape) != list(meta["image_shape"]) or len(test_set.classes) != meta["num_classes"]:
+        raise ValueError(f"the checkpoint was trained on {meta['num_classes']}-class images of shape "
+                         f"{tuple(meta['image_shape'])}, but {name} has {len(test_set.classes)} classes of {shape}")
+    loader = data.DataLoader(test_set, batch_size=args.batch_size, transform=recipe.eval_transform(meta))
+    res = evaluate(model, loader, nn.CrossEntropyLoss())
+    _say(f"{meta['model']} on {name} test ({res.num_samples} images): loss {res.loss:.4f}, top-5 {res.top5:.4f}")
+    classes = meta.get("classes") or [str(i) for i in range(meta["num_classes"])]
+    width = max(len(c) for c in classes)
+    _say("per-class accuracy: " + ", ".join(f"{c} {a:.4f}" for c, a in zip(classes, res.per_class_accuracy)))
+    _say("confusion matrix (rows: true class, columns: predicted):")
+    for c, row in zip(classes, res.confusion_matrix):
+        _say(f"  {c:>{width}} " + " ".join(f"{v:5d}" for v in row))
+    _say(f"test accuracy: {res.accuracy:.4f}")
+    return 0
+
+
+def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.ndarray:
+    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape."""
+    c, h, w = meta["image_shape"]
+    _, mh, mw = meta["input_size"]
+    ih, iw, ic = image.shape
+    if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
+        sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
+        raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} ({meta['dataset']}), "
+                         f"got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
+    x = image.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
+    if (ih, iw) != (mh, mw):
+        p = meta["pad"]
+        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Print the most probable class(es) and probability for each image."""
+    model, meta = load_model(args.checkpoint)
+    classes = meta.get("classes") or [str(i) for i in range(meta["num_classes"])]
+    for path in args.images:
+        x = prepare_image(read_image(path, float(meta["pixel_max"])), meta, str(path))
+        with no_grad():
+            logits = np.asarray(model(Tensor(x)).data, dtype=np.float64)[0]
+        prob = np.exp(logits - logits.max())
+        prob /= prob.sum()
+        top = np.argsort(-prob, kind="stable")[: args.top]
+        _say(f"{path}: " + ", ".join(f"{classes[k]} ({prob[k]:.4f})" for k in top))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Print `convolve.inspect.summary` of a zoo model."""
+    from convolve import inspect
+
+    spec = models.model_spec(args.model)
+    model = models.get_model(args.model, num_classes=args.num_classes, **dict(args.option or []))
+    size = tuple(args.input_size) if args.input_size else spec.input_size
+    _say(str(inspect.summary(model, size)))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """One line per zoo model: name, native input size, default classes, description."""
+    for name in models.list_models():
+        spec = models.model_spec(name)
+        size = "x".join(map(str, spec.input_size))
+        _say(f"{name:<16} {size:<10} {spec.num_classes:>5} classes  {spec.description}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """One line per dataset name."""
+    for name in data.list_datasets():
+        note = "bundled, no download" if name == "digits" else f"default model {recipe.DEFAULT_MODELS.get(name)}"
+        _say(f"{name:<16} {note}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
+            "models": cmd_models, "datasets": cmd_datasets}

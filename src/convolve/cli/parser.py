@@ -1,0 +1,89 @@
+"""The `convolve` argument parser: subcommands train, evaluate, predict, summary, models, datasets."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from convolve.cli.recipe import parse_option
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (reported as one line, exit code 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (raised, so `main` prints them) instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a zoo model on a dataset (default: digits_cnn on the bundled digits)",
+                       description="Train a model, checkpoint every epoch, report the test accuracy. With no "
+                                   "arguments: digits_cnn on the bundled 8x8 digits, offline, in a few seconds.")
+    p.add_argument("model", nargs="?", default=None, help="model name (see `convolve models`); default per dataset")
+    p.add_argument("--dataset", default="digits", help="dataset name (see `convolve datasets`); default digits")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default $CONVOLVE_DATA/...)")
+    p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
+    p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs (default per dataset)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="mini-batch size (default 64)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adam")
+    p.add_argument("--lr", type=non_negative_float, default=None,
+                   help="learning rate (peak lr for onecycle); default 0.05 for sgd, 1e-3 otherwise")
+    p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD/RMSprop momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="L2 weight decay (default 0)")
+    p.add_argument("--schedule", choices=("none", "step", "cosine", "onecycle"), default="onecycle",
+                   help="learning-rate schedule (default onecycle, stepped per batch)")
+    p.add_argument("--label-smoothing", type=non_negative_float, default=0.0, help="cross-entropy label smoothing")
+    p.add_argument("--augment", action="store_true", help="random crops (and flips for colour images)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same weights")
+    p.add_argument("--out", default=None, help="output folder (default ./runs/<model>-<dataset>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.npz")
+    p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
+                   help="model option, e.g. --option activation=relu (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+
+def build_parser() -> Parser:
+    """The full parser (used by `main` and by the docs)."""
+    parser = Parser(prog="convolve", description="Train, evaluate and inspect CNNs built on NumPy.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    _add_train(sub)
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split",
+                       description="Accuracy, top-5, per-class accuracy and confusion matrix of a checkpoint.")
+    p.add_argument("checkpoint", help="a .npz checkpoint written by `convolve train`, or its run folder")
+    p.add_argument("--dataset", default=None, help="dataset name (default: the one it was trained on)")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p = sub.add_parser("predict", help="classify image files with a checkpoint",
+                       description="Print class and probability for each image (PNG, PGM/PPM or NPY).")
+    p.add_argument("checkpoint", help="a .npz checkpoint written by `convolve train`, or its run folder")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (.png, .pgm, .ppm, .npy)")
+    p.add_argument("--top", type=positive_int, default=1, help="show the TOP most probable classes (default 1)")
+    p = sub.add_parser("summary", help="per-layer shapes, parameters and FLOPs of a model",
+                       description="Print the layer-by-layer summary of a zoo model.")
+    p.add_argument("model", help="model name (see `convolve models`)")
+    p.add_argument("--input-size", type=positive_int, nargs=3, metavar=("C", "H", "W"), default=None,
+                   help="input size (default: the model's native size)")
+    p.add_argument("--num-classes", type=positive_int, default=None)
+    p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE", help="model option")
+    sub.add_parser("models", help="list the model zoo", description="List the models `convolve train` knows.")
+    sub.add_parser("datasets", help="list the datasets", description="List the datasets `convolve train` knows.")
+    return parser
