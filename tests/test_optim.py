@@ -238,7 +238,11 @@ P = [cv.tensor(np.ones(2), requires_grad=True)]
         (lambda: optim.SGD(P, momentum=-1), ValueError, r"SGD: `momentum` must be >= 0.0, got -1"),
         (lambda: optim.SGD(P, weight_decay=-1), ValueError, r"SGD: `weight_decay` must be >= 0.0"),
         (lambda: optim.SGD(P, nesterov=True), ValueError, r"`nesterov=True` requires `momentum` > 0"),
-        (lambda: optim.SGD(P, momentum=0.9, dampening=0.1, nesterov=True), ValueError, r"`dampening` = 0, got momentum=0.9, dampening=0.1"),
+        (
+            lambda: optim.SGD(P, momentum=0.9, dampening=0.1, nesterov=True),
+            ValueError,
+            r"`dampening` = 0, got momentum=0.9, dampening=0.1",
+        ),
         (lambda: optim.SGD(P, lr="0.1"), TypeError, r"SGD: `lr` must be a number, got str"),
         (lambda: optim.Adam(P, betas=(1.0, 0.999)), ValueError, r"Adam: `betas\[0\]` must be in \[0.0, 1.0\), got 1.0"),
         (lambda: optim.Adam(P, betas=(0.9, -0.1)), ValueError, r"`betas\[1\]` must be in \[0.0, 1.0\)"),
