@@ -79,14 +79,15 @@ class Conv2dFunction(Function):
         g_nhwc = grad.transpose(0, 2, 3, 1)  # (N, oh, ow, K)
         w_mat = weight.reshape(groups, k // groups, c_g * kh * kw)  # (G, Kg, Cg*kh*kw)
         dx_pad = np.empty_like(x_pad) if need_x else None
-        dw = np.zeros_like(w_mat) if need_w else None
+        dw_t = np.zeros((groups, c_g * kh * kw, k // groups), dtype=weight.dtype) if need_w else None
         for chunk in batch_chunks(n, oh * ow * c * kh * kw * x_pad.itemsize):
             g_mat = np.ascontiguousarray(g_nhwc[chunk]).reshape(-1, groups, k // groups)  # (n*oh*ow, G, Kg)
             g_mat = g_mat.transpose(1, 0, 2)  # (G, n*oh*ow, Kg)
-            if dw is not None:  # correlation of the input with dY: dW = dY^T @ cols
+            if dw_t is not None:  # correlation of the input with dY: dW^T = cols^T @ dY
                 cols = im2col(x_pad[chunk], (kh, kw), stride, dilation, (oh, ow))  # rebuilt, not cached
                 cols = cols.reshape(-1, groups, c_g * kh * kw).transpose(1, 0, 2)  # (G, n*oh*ow, Cg*kh*kw)
-                dw += grouped_matmul(g_mat.transpose(0, 2, 1), cols)  # (G, Kg, Cg*kh*kw)
+                # this orientation, not dY^T @ cols: OpenBLAS takes a slow path on the latter (PERF_NOTES)
+                dw_t += grouped_matmul(cols.transpose(0, 2, 1), g_mat)  # (G, Cg*kh*kw, Kg)
             if dx_pad is not None:  # full convolution with flipped filters = col2im(dY @ W)
                 dcols = grouped_matmul(g_mat, w_mat)  # (G, n*oh*ow, Cg*kh*kw)
                 dcols = dcols.transpose(1, 0, 2).reshape(-1, oh, ow, c, kh, kw)  # (n, oh, ow, C, kh, kw)
@@ -95,7 +96,7 @@ class Conv2dFunction(Function):
         if dx_pad is not None:
             (top, _), (left, _) = padding
             dx = np.ascontiguousarray(dx_pad[:, :, top:top + x_shape[2], left:left + x_shape[3]])  # (N, C, H, W)
-        dw_out = None if dw is None else dw.reshape(weight.shape)
+        dw_out = None if dw_t is None else np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(weight.shape)
         db = grad.sum(axis=(0, 2, 3)) if need_b else None  # (K,)
         return dx, dw_out, db
 
@@ -139,18 +140,18 @@ class ConvTranspose2dFunction(Function):
         w_mat = weight.reshape(groups, c_in // groups, k_g * kh * kw)  # (G, Cg_in, Kg*kh*kw)
         x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C_in)
         dx = np.empty((n, h, w, c_in), dtype=x.dtype) if need_x else None
-        dw = np.zeros_like(w_mat) if need_w else None
+        dw_t = np.zeros((groups, k_g * kh * kw, c_in // groups), dtype=weight.dtype) if need_w else None
         for chunk in batch_chunks(n, h * w * c_out * kh * kw * x.itemsize):
             cols = im2col(g_full[chunk], (kh, kw), stride, dilation, (h, w))  # (n, H, W, C_out, kh, kw)
             cols = cols.reshape(-1, groups, k_g * kh * kw).transpose(1, 0, 2)  # (G, n*H*W, Kg*kh*kw)
             if dx is not None:  # an ordinary convolution of dY with the same weights
                 dx_g = grouped_matmul(cols, w_mat.transpose(0, 2, 1))  # (G, n*H*W, Cg_in)
                 dx[chunk] = dx_g.transpose(1, 0, 2).reshape(-1, h, w, c_in)
-            if dw is not None:  # correlation of dY with the input
+            if dw_t is not None:  # correlation of dY with the input
                 x_mat = np.ascontiguousarray(x_nhwc[chunk]).reshape(-1, groups, c_in // groups)
-                dw += grouped_matmul(x_mat.transpose(1, 2, 0), cols)  # (G, Cg_in, Kg*kh*kw)
+                dw_t += grouped_matmul(cols.transpose(0, 2, 1), x_mat.transpose(1, 0, 2))  # (G, Kg*kh*kw, Cg_in)
         dx_out = None if dx is None else np.ascontiguousarray(dx.transpose(0, 3, 1, 2))  # (N, C_in, H, W)
-        dw_out = None if dw is None else dw.reshape(weight.shape)
+        dw_out = None if dw_t is None else np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(weight.shape)
         db = grad.sum(axis=(0, 2, 3)) if need_b else None
         return dx_out, dw_out, db
 
