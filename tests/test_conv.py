@@ -153,6 +153,10 @@ def test_conv_output_size():
         F.conv_output_size(3, 5)
     with pytest.raises(ValueError, match="`stride` must be positive"):
         F.conv_output_size(7, 3, stride=0)
+    assert F.conv_output_size(7, 4, padding="same", dilation=2) == 7
+    assert F.conv_output_size(7, 4, padding="valid") == 4
+    with pytest.raises(ValueError, match="conv_output_size: padding='same' is not supported for strided"):
+        F.conv_output_size(7, 3, stride=2, padding="same")
 
 
 X4, W4 = (2, 4, 6, 6), (6, 4, 3, 3)

@@ -13,14 +13,18 @@ from convolve.tensor import Tensor
 Pads = tuple[tuple[int, int], ...]  # (before, after) per spatial dimension
 
 
-def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1, *,
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int | str = 0, dilation: int = 1, *,
                      exact: bool = False) -> int:
     """Output length of a convolution along one axis: floor((W + 2P - D(F-1) - 1) / S) + 1 (PyTorch's rule).
 
-    With `exact=True`, a setting whose stride does not tile the padded input evenly (the lecture's
-    W=10, F=3, S=2, P=0 -> 4.5) raises ValueError instead of being floored.
+    `padding` may also be 'valid' (P = 0) or 'same' (stride 1 only; the output length is `size`). With
+    `exact=True`, a setting whose stride does not tile the padded input evenly (the lecture's W=10, F=3, S=2,
+    P=0 -> 4.5) raises ValueError instead of being floored.
     """
     fn = "conv_output_size"
+    if isinstance(padding, str):
+        ((lo, hi),) = parse_padding(fn, padding, (kernel_size,), (stride,), (dilation,))
+        return conv_output_size(size + lo + hi, kernel_size, stride, 0, dilation, exact=exact)
     check_positive((int(stride),), "stride", fn)
     check_positive((int(dilation),), "dilation", fn)
     check_positive((int(kernel_size),), "kernel_size", fn)
