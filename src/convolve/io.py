@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import tempfile
-import zipfile
 from collections import OrderedDict
 from typing import Any
 
@@ -102,17 +101,16 @@ def load(path: str | os.PathLike[str]) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no such file: {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise _InvalidError("it is a single .npy array, not a .npz archive")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise _InvalidError("it is a single .npy array, not a .npz archive")
+        with archive:
             meta = _read_meta(archive)
             arrays = _read_arrays(archive, meta["arrays"])
     except _InvalidError as e:
         raise ValueError(f"load: {path!r} is not a valid convolve checkpoint: {e}") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except Exception as e:  # any parser failure on an untrusted file (BadZipFile, zlib.error, EOFError, ...)
         raise ValueError(f"load: {path!r} is not a valid convolve checkpoint: {type(e).__name__}: {e}") from e
-    except AttributeError as e:  # np.load on a non-archive may return a bare array or memmap
-        raise ValueError(f"load: {path!r} is not a valid convolve checkpoint: not a .npz archive ({e})") from e
     try:
         return _decode(meta["root"], arrays, "obj")
     except _InvalidError as e:
