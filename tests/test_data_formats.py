@@ -279,3 +279,10 @@ def test_array_dataset_checks_its_inputs():
     ds = ArrayDataset(np.zeros((3, 4, 4), np.uint8), [0, 1, 2])
     with pytest.raises(IndexError, match=r"index 3 out of range for 3 items"):
         ds[3]
+
+
+def test_mnist_images_must_be_28x28(tmp_path):
+    write_mnist(tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((7, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"MNIST: images must be 28x28, got shape \(7, 8, 8\)"):
+        MNIST(tmp_path, train=False)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convolve as cv
-from convolve.data import ArrayDataset, DataLoader, Digits
+from convolve.data import ArrayDataset, DataLoader, Digits, Subset, random_split
 from convolve.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToTensor
 
 
@@ -160,3 +160,21 @@ def test_bad_arguments():
         DataLoader(ds, generator=np.random.default_rng(0))
     with pytest.raises(TypeError, match=r"DataLoader: `transform` must be callable, got str"):
         DataLoader(ds, transform="totensor")
+
+
+def test_subset_and_random_split():
+    ds = indexed(10)
+    sub = Subset(ds, [7, 2, 5])
+    assert sub.targets.tolist() == [7, 2, 5] and sub.pixel_max == 255 and len(sub) == 3
+    _, y = next(iter(DataLoader(sub, batch_size=3)))
+    assert y.data.tolist() == [7, 2, 5]
+    parts = random_split(ds, [6, 4], generator=cv.Generator(0))
+    assert [len(p) for p in parts] == [6, 4]
+    assert sorted(np.concatenate([p.targets for p in parts]).tolist()) == list(range(10))
+    again = random_split(ds, [0.6, 0.4], generator=cv.Generator(0))
+    np.testing.assert_array_equal(again[0].targets, parts[0].targets)
+    assert [len(p) for p in random_split(indexed(11), [0.5, 0.5])] == [6, 5]
+    with pytest.raises(ValueError, match=r"random_split: `lengths` must be non-negative counts summing to .* \(10\)"):
+        random_split(ds, [5, 4])
+    with pytest.raises(ValueError, match=r"Subset: `indices` must be 1-D and within 0..9"):
+        Subset(ds, [10])

@@ -2,7 +2,7 @@
 
 from convolve.data import transforms
 from convolve.data.cifar import CIFAR10, CIFAR100
-from convolve.data.dataset import ArrayDataset, default_root
+from convolve.data.dataset import ArrayDataset, Subset, default_root, random_split
 from convolve.data.digits import Digits
 from convolve.data.download import DownloadError, check_md5, download_file
 from convolve.data.loader import DataLoader
@@ -18,10 +18,12 @@ __all__ = [
     "Digits",
     "DownloadError",
     "FashionMNIST",
+    "Subset",
     "check_md5",
     "default_root",
     "download_file",
     "get_dataset",
     "list_datasets",
+    "random_split",
     "transforms",
 ]

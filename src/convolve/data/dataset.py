@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from convolve.random import Generator, rng
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -69,7 +72,8 @@ class ArrayDataset:
             raise TypeError(f"{type(self).__name__}: `transform` must be callable, got {type(transform).__name__}")
         self.data = data
         self.targets = targets.astype(np.int64, copy=False)
-        self.classes = list(classes) if classes is not None else [str(c) for c in range(int(self.targets.max()) + 1)]
+        n_classes = int(self.targets.max()) + 1 if self.targets.size else 0
+        self.classes = list(classes) if classes is not None else [str(c) for c in range(n_classes)]
         self.transform = transform
         self.pixel_max = pixel_max
 
@@ -101,3 +105,37 @@ class ArrayDataset:
             f"{type(self).__name__}(n={len(self)}, image_shape={tuple(self.data.shape[1:])}, "
             f"classes={len(self.classes)}, transform={self.transform!r})"
         )
+
+
+class Subset(ArrayDataset):
+    """The items of `dataset` at `indices` (as `torch.utils.data.Subset`), copied into a dataset of their own."""
+
+    def __init__(self, dataset: ArrayDataset, indices: Sequence[int] | np.ndarray) -> None:
+        if not isinstance(dataset, ArrayDataset):
+            raise TypeError(f"Subset: `dataset` must be a convolve.data dataset, got {type(dataset).__name__}")
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.ndim != 1 or (idx.size and (idx.min() < -len(dataset) or idx.max() >= len(dataset))):
+            raise ValueError(f"Subset: `indices` must be 1-D and within 0..{len(dataset) - 1}, got shape {idx.shape}")
+        self.dataset, self.indices = dataset, idx
+        super().__init__(dataset.data[idx], dataset.targets[idx], dataset.classes, dataset.transform, dataset.pixel_max)
+
+
+def random_split(
+    dataset: ArrayDataset, lengths: Sequence[int | float], generator: Generator | None = None
+) -> list[Subset]:
+    """Split `dataset` into disjoint random Subsets of the given `lengths` (counts, or fractions summing to 1)."""
+    n = len(dataset)
+    if lengths and all(isinstance(v, float) for v in lengths) and abs(sum(lengths) - 1) < 1e-9:
+        counts = [int(np.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):  # hand out the remainder round-robin, as PyTorch does
+            counts[i % len(counts)] += 1
+    else:
+        counts = [int(v) for v in lengths]
+    if any(c < 0 for c in counts) or sum(counts) != n:
+        raise ValueError(
+            f"random_split: `lengths` must be non-negative counts summing to the dataset size ({n}) "
+            f"or fractions summing to 1, got {list(lengths)}"
+        )
+    order = rng(generator).permutation(n)
+    bounds = np.cumsum([0, *counts])
+    return [Subset(dataset, order[a:b]) for a, b in itertools.pairwise(bounds)]

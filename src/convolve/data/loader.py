@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from convolve.data.transforms import ToTensor
+from convolve.factory import from_numpy
 from convolve.random import Generator, rng
 from convolve.tensor import Tensor
 
@@ -78,7 +79,7 @@ class DataLoader:
                     f"DataLoader: the transform must return a float (N, C, H, W) array, got {got}; "
                     f"start the pipeline with ToTensor()"
                 )
-            yield Tensor._from_array(x), Tensor._from_array(np.asarray(labels, dtype=np.int64))
+            yield from_numpy(x), from_numpy(np.asarray(labels, dtype=np.int64))
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.dataset)

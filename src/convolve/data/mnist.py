@@ -53,6 +53,8 @@ class MNIST(ArrayDataset):
         images = self._load(f"{prefix}-images-idx3-ubyte", 3, download)
         labels = self._load(f"{prefix}-labels-idx1-ubyte", 1, download)
         fn = type(self).__name__
+        if images.shape[1:] != (28, 28):
+            raise ValueError(f"{fn}: images must be 28x28, got shape {images.shape} in {self.root}")
         if len(images) != len(labels):
             raise ValueError(f"{fn}: {len(images)} images but {len(labels)} labels in {self.root}")
         if labels.size and labels.max() >= len(self.classes_list):
