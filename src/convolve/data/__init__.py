@@ -1,4 +1,11 @@
-"""Datasets (MNIST, Fashion-MNIST, CIFAR-10/100, bundled Digits), checked downloads, a DataLoader, batch transforms."""
+"""Datasets (MNIST, Fashion-MNIST, CIFAR-10/100, bundled Digits), checked downloads, a DataLoader, batch transforms.
+
+Conventions: a dataset's `data` is uint8 (N, H, W) (grayscale) or (N, H, W, 3) (colour, HWC as torchvision),
+`targets` int64, `pixel_max` the value meaning 1.0 (255; 16 for Digits). `root` is the folder holding the
+dataset's ORIGINAL files; by default `$CONVOLVE_DATA/<name>` or `~/.cache/convolve/<name>`. Transforms work
+on whole batches: ToTensor makes float32 (N, C, H, W) in [0, 1], the others take and return that.
+The DataLoader yields (images float32 (N, C, H, W), labels int64 (N,)) Tensors.
+"""
 
 from convolve.data import transforms
 from convolve.data.cifar import CIFAR10, CIFAR100

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -58,12 +59,18 @@ def _fetch(url: str, dest_dir: Path, filename: str, timeout: float) -> tuple[Pat
 
 
 def download_file(
-    filename: str, md5: str, root: str | os.PathLike[str], mirrors: Sequence[str], timeout: float = 60.0
+    filename: str,
+    md5: str,
+    root: str | os.PathLike[str],
+    mirrors: Sequence[str],
+    timeout: float = 60.0,
+    verbose: bool = True,
 ) -> Path:
     """Make `root/filename` hold the file whose MD5 is `md5`, fetching `mirror + filename` from each mirror in turn.
 
     An existing file with the right checksum is kept (no network access); one with a wrong checksum is
-    replaced. Raises DownloadError listing what each mirror did when none delivered the right bytes.
+    replaced. `verbose` prints one line per attempt to stderr. Raises DownloadError listing what each
+    mirror did when none delivered the right bytes.
     """
     if not mirrors:
         raise ValueError(f"download_file: `mirrors` must name at least one URL base, got {mirrors!r}")
@@ -75,6 +82,8 @@ def download_file(
     failures = []
     for base in mirrors:
         url = base if base.endswith(filename) else base.rstrip("/") + "/" + filename
+        if verbose:
+            print(f"downloading {url} -> {dest}", file=sys.stderr, flush=True)
         try:
             tmp, got = _fetch(url, dest_dir, filename, timeout)
         except (urllib.error.URLError, http.client.HTTPException, OSError, DownloadError, ValueError) as exc:
