@@ -16,7 +16,7 @@ from tests.oracle import compare_with_torch
 
 DTYPES = [np.float64, np.float32]
 rng = np.random.default_rng(0)
-SWEEP = settings(max_examples=30, deadline=None)
+SWEEP = settings(max_examples=40, deadline=None)
 
 
 def _run(ours, theirs, x, w, b, dtype, **kwargs):

@@ -79,6 +79,7 @@ def test_reflect_gradient_folds_back_onto_the_mirrored_pixels():
 def test_constant_padding_value_and_negative_crop():
     x = cv.tensor(np.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal(F.pad(x, (1, -1), value=9.0).numpy(), [[9, 0, 1], [9, 3, 4]])
+    assert F.pad(x, (-2, -1)).shape == (2, 0)  # cropping to an empty axis is allowed, as in PyTorch
 
 
 def _x(*shape):

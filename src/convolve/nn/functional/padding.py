@@ -101,9 +101,9 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
 
 
 def _check_crop(input: Tensor, widths: tuple[tuple[int, int], ...]) -> None:
-    """Negative (cropping) constant padding must leave at least one element per axis."""
+    """Negative (cropping) constant padding may empty an axis (as PyTorch) but not go below zero."""
     for axis, ((lo, hi), n) in enumerate(zip(widths, input.shape)):
-        if n + lo + hi < 1:
+        if n + lo + hi < 0:
             raise ValueError(f"pad: padding ({lo}, {hi}) would leave dimension {axis} of size {n} with "
                              f"{n + lo + hi} elements")
 
