@@ -101,9 +101,3 @@ def download_file(
         + "\nCheck the network, or fetch the file by hand into that folder."
     )
 
-
-def download_resources(
-    resources: dict[str, str], root: str | os.PathLike[str], mirrors: Sequence[str], timeout: float = 60.0
-) -> list[Path]:
-    """Download every `filename: md5` of `resources` into `root` (see `download_file`)."""
-    return [download_file(name, md5, root, mirrors, timeout) for name, md5 in resources.items()]
