@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import convolve as cv
 from convolve import io, optim
@@ -282,3 +284,29 @@ def test_pickle_file_is_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"load: no such file: .*nope.npz"):
         io.load(tmp_path / "nope.npz")
+
+
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**80), 2**80)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.builds(lambda n, s: np.random.default_rng(s).standard_normal(n), st.integers(0, 4), st.integers(0, 9))
+    | st.builds(lambda n: cv.tensor(np.arange(n, dtype=np.float32)), st.integers(0, 4))
+)
+_trees = st.recursive(
+    _leaves,
+    lambda kids: (
+        st.lists(kids, max_size=3)
+        | st.lists(kids, max_size=3).map(tuple)
+        | st.dictionaries(st.integers(-5, 5) | st.text(max_size=4), kids, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=_trees)
+def test_random_nested_structures_round_trip(tmp_path, tree):
+    _same(_round_trip(tree, tmp_path), tree)

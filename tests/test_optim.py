@@ -290,3 +290,19 @@ def test_load_state_dict_validation():
     with pytest.raises(ValueError, match=r"a gradient has shape \(3,\), its parameter \(2,\)"):
         a.grad = cv.tensor(np.ones(3))
         o.step()
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), [CONFIGS[2], CONFIGS[11], CONFIGS[15], CONFIGS[19]])
+def test_pytorch_state_dict_converted_to_numpy_loads_and_continues(cls, kwargs):
+    ours, theirs, o, t = _pair(cls, _two_groups, kwargs)
+    _feed(ours, theirs, o, t, 6)
+    sd = t.state_dict()
+    converted = {
+        "state": {k: {n: v.detach().numpy().copy() for n, v in s.items()} for k, s in sd["state"].items()},
+        "param_groups": sd["param_groups"],
+    }
+    clones = [cv.tensor(p.detach().numpy(), requires_grad=True) for p in theirs]
+    fresh = cls(_two_groups(clones))
+    fresh.load_state_dict(converted)
+    _feed(clones, theirs, fresh, t, 6, seed=3)
+    _assert_same(clones, theirs)
