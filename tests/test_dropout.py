@@ -45,7 +45,8 @@ def test_eval_mode_and_p0_are_identity_and_p1_gives_zeros():
     compare_with_torch(lambda t: F.dropout(t, 0.5, training=False), lambda t: TF.dropout(t, 0.5, training=False), [x])
     compare_with_torch(lambda t: F.dropout(t, 0.0), lambda t: TF.dropout(t, 0.0), [x])
     compare_with_torch(lambda t: F.dropout(t, 1.0), lambda t: TF.dropout(t, 1.0), [x])
-    compare_with_torch(lambda t: F.dropout2d(t, 1.0), lambda t: TF.dropout2d(t, 1.0), [rng.standard_normal((2, 3, 2, 2))])
+    x4 = rng.standard_normal((2, 3, 2, 2))
+    compare_with_torch(lambda t: F.dropout2d(t, 1.0), lambda t: TF.dropout2d(t, 1.0), [x4])
     t = cv.tensor(x)
     assert F.dropout(t, 0.5, training=False) is t
 

@@ -69,8 +69,9 @@ def _upstream(grad: np.ndarray, reduction: str, denom: Any, m: int) -> np.ndarra
     """d(reduced loss)/d(per-sample loss) times the incoming gradient, as an (M,) vector."""
     if reduction == "none":
         return grad.reshape(m)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = grad / denom if reduction == "mean" else grad
+    g = grad
+    if reduction == "mean":  # every sample ignored (denom 0): no sample has a gradient path, as PyTorch
+        g = grad / denom if denom != 0 else np.zeros_like(grad)
     return np.broadcast_to(np.asarray(g, dtype=grad.dtype), (m,))
 
 
@@ -354,18 +355,21 @@ class BCE(Function):
         loss = -(t * log_x + (1 - t) * log_1mx)
         if weight is not None:
             loss = loss * weight
-        ctx.save_for_backward(x, t, weight, log_x, log_1mx)
+        ctx.save_for_backward(x, t, weight)
         ctx.reduction = reduction
         return _reduce(loss, reduction, loss.size)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        x, t, weight, log_x, log_1mx = ctx.saved
+        x, t, weight = ctx.saved
         g = _upstream(grad, ctx.reduction, x.size, x.size).reshape(x.shape)
         if weight is not None:
             g = g * weight
         gx = g * (x - t) / np.maximum((1 - x) * x, x.dtype.type(1e-12)) if ctx.needs_input_grad[0] else None
-        gt = g * (log_1mx - log_x) if ctx.needs_input_grad[1] else None
+        gt = None
+        if ctx.needs_input_grad[1]:  # unclamped logs here, as PyTorch: +-inf at input 0 or 1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gt = g * (np.log1p(-x) - np.log(x))
         return gx, gt
 
 
