@@ -81,7 +81,7 @@ class ShortcutA(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int) -> None:
         super().__init__()
         self.in_planes, self.planes, self.stride = in_planes, planes, stride
-        self.kernel_size, self.padding = 1, 0  # a 1x1 window with stride `stride` (for receptive fields)
+        self.kernel_size, self.padding, self.out_channels = 1, 0, planes  # geometry, for convolve.inspect
 
     def forward(self, x: Tensor) -> Tensor:
         x = x[:, :, :: self.stride, :: self.stride]  # (N, in_planes, H/s, W/s)

@@ -1,0 +1,39 @@
+"""Look inside a model: per-layer shapes, parameters (shared and unshared), MACs/FLOPs, memory, receptive fields.
+
+`summary(model, input_size)` runs one forward pass with hooks and returns a `ModelSummary` (rows + totals;
+`print()` it for the table); `geometry` holds the arithmetic (output sizes, receptive-field composition,
+im2col shapes) usable without a model.
+"""
+
+from convolve.inspect.geometry import (
+    INPUT_FIELD,
+    AxisField,
+    Im2colShapes,
+    Window,
+    compose,
+    im2col_shapes,
+    infer_output_shape,
+    module_costs,
+    module_windows,
+    output_size,
+)
+from convolve.inspect.summary import LayerRow, ModelSummary, print_summary, summary
+from convolve.inspect.table import format_summary
+
+__all__ = [
+    "INPUT_FIELD",
+    "AxisField",
+    "Im2colShapes",
+    "LayerRow",
+    "ModelSummary",
+    "Window",
+    "compose",
+    "format_summary",
+    "im2col_shapes",
+    "infer_output_shape",
+    "module_costs",
+    "module_windows",
+    "output_size",
+    "print_summary",
+    "summary",
+]
