@@ -25,12 +25,15 @@ def distinct(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 
 def window(draw, dilated: bool):
-    """(kernel, stride, padding, dilation, size) along one axis, with at least one output window."""
+    """(kernel, stride, padding, dilation, size) along one axis, with at least one output window.
+
+    A dilated kernel wider than the input could make a window of padding only (see the test below), hence size >= it.
+    """
     k = draw(st.integers(1, 4))
     s = draw(st.integers(1, 3))
     p = draw(st.integers(0, k // 2))
     d = draw(st.integers(1, 2)) if dilated else 1
-    size = max(1, d * (k - 1) + 1 - 2 * p) + draw(st.integers(0, 5))
+    size = (max(1, k - 2 * p) if d == 1 else d * (k - 1) + 1) + draw(st.integers(0, 5))
     return k, s, p, d, size
 
 
@@ -89,6 +92,15 @@ def test_max_pool_nan_and_minus_inf_windows_as_torch():
     kwargs = dict(kernel_size=3, stride=2, padding=1)
     compare_with_torch(lambda a: F.max_pool2d(a, **kwargs), lambda a: TF.max_pool2d(a, **kwargs), [x])
     assert_indices_match(F.max_pool2d, TF.max_pool2d, x, kwargs)
+
+
+def test_window_of_padding_only_gives_minus_inf_and_no_gradient():
+    """Taps -1 and 1 of a 1-wide input are both padding; PyTorch's gradient there lands in the next channel."""
+    x = cv.tensor(np.ones((1, 2, 1, 1)), requires_grad=True)
+    y = F.max_pool2d(x, (1, 2), 1, (0, 1), (1, 2))
+    y.backward(np.ones(y.shape))
+    assert y.shape == (1, 2, 1, 1) and np.all(y.numpy() == -np.inf)
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((1, 2, 1, 1)))
 
 
 def test_overlapping_windows_accumulate_gradient():

@@ -256,6 +256,7 @@ def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     """2-D max pooling over (N, C, H, W) or (C, H, W), as `torch.nn.functional.max_pool2d`; padding is -inf.
 
     `return_indices=True` also returns int64 flat indices into each H*W input plane (PyTorch's convention).
+    A window made only of padding (a dilated kernel wider than the input) gives -inf and passes no gradient.
     """
     return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
