@@ -51,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, progress=None if not args.no_progress
                       else False, callbacks=[_print_epoch], meta=meta)
     _say(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test images, "
-         f"{args.epochs} epochs, {args.optimizer} lr {optimizer.param_groups[0]['lr']:g}, {args.schedule}) -> {out}")
+         f"{args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, {args.schedule}) -> {out}")
     start = time.perf_counter()
     trainer.fit(train_loader, args.epochs, val_loader=test_loader, resume=args.resume)
     result = evaluate(model, test_loader, loss_fn)

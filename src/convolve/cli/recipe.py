@@ -114,9 +114,14 @@ def build_model(meta: dict[str, Any]) -> Any:
     return models.get_model(meta["model"], num_classes=meta["num_classes"], **meta["model_options"])
 
 
+def learning_rate(args: argparse.Namespace) -> float:
+    """--lr, or the optimizer's default in this recipe."""
+    return float(args.lr if args.lr is not None else DEFAULT_LR[args.optimizer])
+
+
 def build_optimizer(args: argparse.Namespace, model: Any) -> Any:
     """SGD (with --momentum, Nesterov off), Adam, AdamW or RMSprop on all parameters."""
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    lr = learning_rate(args)
     params, wd = model.parameters(), args.weight_decay
     if args.optimizer == "sgd":
         return optim.SGD(params, lr=lr, momentum=args.momentum, weight_decay=wd)

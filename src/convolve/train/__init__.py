@@ -1,7 +1,7 @@
 """Training: `fit`/`Trainer` (checkpoints, exact resume, early stopping), `evaluate` and classification metrics."""
 
 from convolve.train.callbacks import EarlyStopping
-from convolve.train.checkpoint import load_checkpoint, pack, save_checkpoint, unpack
+from convolve.train.checkpoint import load_checkpoint, save_checkpoint
 from convolve.train.history import History
 from convolve.train.metrics import (
     EvalResult,
@@ -27,10 +27,8 @@ __all__ = [
     "evaluate",
     "fit",
     "load_checkpoint",
-    "pack",
     "per_class_accuracy",
     "save_checkpoint",
     "topk_accuracy",
     "topk_correct",
-    "unpack",
 ]

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from convolve.tensor import Tensor
+
 
 class History:
     """A list of per-epoch records (dicts of scalars), as Keras' `History.history` but row-oriented."""
@@ -78,7 +80,8 @@ class History:
 
 def _scalar(v: Any) -> float | int:
     """A plain Python number from a NumPy scalar, 0-d array or Tensor."""
-    v = getattr(v, "data", v)
+    if isinstance(v, Tensor):
+        v = v.data
     if hasattr(v, "item"):
         v = v.item()
     if isinstance(v, bool):
