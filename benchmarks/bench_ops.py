@@ -1,0 +1,156 @@
+"""Per-op benchmark: convolve vs PyTorch, forward and forward+backward, same process, medians over repeats.
+
+    python benchmarks/bench_ops.py                # every case, 1 and 2 threads
+    python benchmarks/bench_ops.py --threads 1 --repeat 5 --only vgg
+
+Prints a table: median time, GFLOP/s (2 x MACs per forward; forward+backward counts 3x the forward's
+FLOPs: output, input gradient and weight gradient are one GEMM each) and the ratio convolve / PyTorch.
+PyTorch is the yardstick only; it is never imported by the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+from threadpoolctl import threadpool_limits
+
+import convolve as cv
+import convolve.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: an op ('conv', 'maxpool', 'avgpool') on an input of `shape` with op arguments."""
+
+    name: str
+    op: str
+    shape: tuple[int, int, int, int]  # (N, C, H, W)
+    out_channels: int = 0
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.shape[1] // self.groups, self.kernel, self.kernel)
+
+    def output_hw(self) -> tuple[int, int]:
+        eff = self.dilation * (self.kernel - 1) + 1
+        h = (self.shape[2] + 2 * self.padding - eff) // self.stride + 1
+        w = (self.shape[3] + 2 * self.padding - eff) // self.stride + 1
+        return h, w
+
+    def forward_flops(self) -> float:
+        """2 x MACs of the forward pass (pooling: one op per window element)."""
+        n, c, _, _ = self.shape
+        oh, ow = self.output_hw()
+        if self.op == "conv":
+            return 2.0 * n * self.out_channels * oh * ow * (c // self.groups) * self.kernel**2
+        return float(n * c * oh * ow * self.kernel**2)
+
+
+CASES = [
+    Case("lenet c1 1x28x28->6 5x5 p2", "conv", (128, 1, 28, 28), 6, 5, 1, 2),
+    Case("lenet c3 6x14x14->16 5x5", "conv", (128, 6, 14, 14), 16, 5),
+    Case("vgg 3x32x32->64", "conv", (128, 3, 32, 32), 64, 3, 1, 1),
+    Case("vgg 64x32x32->64", "conv", (128, 64, 32, 32), 64, 3, 1, 1),
+    Case("vgg 128x16x16->128", "conv", (128, 128, 16, 16), 128, 3, 1, 1),
+    Case("vgg 256x8x8->256", "conv", (128, 256, 8, 8), 256, 3, 1, 1),
+    Case("alexnet conv1 11x11/4", "conv", (32, 3, 227, 227), 96, 11, 4, 0),
+    Case("dilated 3x3 d2 64->64", "conv", (128, 64, 32, 32), 64, 3, 1, 2, 2),
+    Case("1x1 128->64", "conv", (128, 128, 16, 16), 64, 1),
+    Case("grouped g2 128->128", "conv", (128, 128, 16, 16), 128, 3, 1, 1, 1, 2),
+    Case("depthwise 64", "conv", (128, 64, 32, 32), 64, 3, 1, 1, 1, 64),
+    Case("maxpool 2x2/2 64x32x32", "maxpool", (128, 64, 32, 32), kernel=2, stride=2),
+    Case("maxpool 3x3/2 96x55x55", "maxpool", (32, 96, 55, 55), kernel=3, stride=2),
+    Case("avgpool 2x2/2 64x32x32", "avgpool", (128, 64, 32, 32), kernel=2, stride=2),
+]
+
+
+def _ops(case: Case, lib: str) -> Callable:
+    """The op of `case` as a function of (x, w) for library 'cv' or 'torch'."""
+    if case.op == "conv":
+        conv = F.conv2d if lib == "cv" else TF.conv2d
+        return lambda x, w: conv(x, w, stride=case.stride, padding=case.padding, dilation=case.dilation,
+                                 groups=case.groups)
+    pool = {("maxpool", "cv"): F.max_pool2d, ("maxpool", "torch"): TF.max_pool2d,
+            ("avgpool", "cv"): F.avg_pool2d, ("avgpool", "torch"): TF.avg_pool2d}[(case.op, lib)]
+    return lambda x, w: pool(x, case.kernel, case.stride)
+
+
+def _median_time(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up: allocations, BLAS thread start
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_case(case: Case, repeat: int) -> dict[str, float]:
+    """Median seconds of forward and forward+backward for both libraries (float32)."""
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal(case.shape).astype(np.float32)
+    w_np = (rng.standard_normal(case.weight_shape()) * 0.1).astype(np.float32) if case.op == "conv" else None
+    results = {}
+    for lib in ("cv", "torch"):
+        op = _ops(case, lib)
+        make = (lambda a, g: cv.tensor(a, requires_grad=g)) if lib == "cv" else (
+            lambda a, g: torch.tensor(a, requires_grad=g))
+        x, xg = make(x_np, False), make(x_np, True)
+        w = None if w_np is None else make(w_np, True)
+        ctx = cv.no_grad() if lib == "cv" else torch.no_grad()
+
+        def forward(op=op, x=x, w=w, ctx=ctx) -> object:
+            with ctx:
+                return op(x, w)
+
+        out = forward()
+        grad_np = rng.standard_normal(tuple(out.shape)).astype(np.float32)
+        g = cv.tensor(grad_np) if lib == "cv" else torch.tensor(grad_np)
+
+        def train(op=op, xg=xg, w=w, g=g) -> None:
+            op(xg, w).backward(g)
+
+        results[f"{lib}_fwd"] = _median_time(forward, repeat)
+        results[f"{lib}_fwdbwd"] = _median_time(train, repeat)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only", default="", help="run only cases whose name contains this text")
+    args = parser.parse_args()
+    header = (f"{'case':30s} {'thr':>3s} {'fwd ms':>8s} {'torch':>8s} {'ratio':>6s} {'GF/s':>6s} "
+              f"{'f+b ms':>8s} {'torch':>8s} {'ratio':>6s} {'GF/s':>6s}")
+    print(header)
+    print("-" * len(header))
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        with threadpool_limits(limits=threads):
+            for case in CASES:
+                if args.only and args.only not in case.name:
+                    continue
+                r = time_case(case, args.repeat)
+                flops = case.forward_flops()
+                fb_flops = flops * (3 if case.op == "conv" else 2)
+                print(f"{case.name:30s} {threads:3d} {r['cv_fwd'] * 1e3:8.2f} {r['torch_fwd'] * 1e3:8.2f} "
+                      f"{r['cv_fwd'] / r['torch_fwd']:6.2f} {flops / r['cv_fwd'] / 1e9:6.1f} "
+                      f"{r['cv_fwdbwd'] * 1e3:8.2f} {r['torch_fwdbwd'] * 1e3:8.2f} "
+                      f"{r['cv_fwdbwd'] / r['torch_fwdbwd']:6.2f} {fb_flops / r['cv_fwdbwd'] / 1e9:6.1f}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
