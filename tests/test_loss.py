@@ -20,7 +20,7 @@ DTYPES = [np.float64, np.float32]
 REDUCTIONS = ["mean", "sum", "none"]
 rng = np.random.default_rng(0)
 C = 4
-SHAPES = [(5, C), (1, C), (3, C, 2), (2, C, 3, 2), (1, C, 1, 1), (C,)]
+SHAPES = [(5, C), (1, C), (2, C, 3, 2), (C,)]  # (N, C), batch 1, spatial, unbatched
 
 
 def _targets(shape, ignore_index):
@@ -80,7 +80,7 @@ def test_cross_entropy_probability_targets(reduction, label_smoothing, weighted,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 6), c=st.integers(1, 7), spatial=st.sampled_from([(), (1,), (3,), (2, 2)]),
        reduction=st.sampled_from(REDUCTIONS), label_smoothing=st.sampled_from([0.0, 0.05, 0.5]),
        ignore=st.booleans())

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-# ----- piecewise-linear family: the backward only needs the output, so `inplace=True` is safe ----------
+# ----- piecewise family: the backward needs the output or a sign mask only, so `inplace=True` is safe ----
 class ReLU(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, inplace: bool = False) -> np.ndarray:
@@ -61,34 +61,35 @@ class LeakyReLU(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, negative_slope: float = 0.01, inplace: bool = False) -> np.ndarray:
         slope = x.dtype.type(negative_slope)
-        out = np.multiply(x, np.where(x > 0, x.dtype.type(1), slope), out=x if inplace else None)
-        ctx.save_for_backward(out)
+        positive = x > 0  # kept before an in-place write; the slope's sign does not matter
+        out = np.multiply(x, np.where(positive, x.dtype.type(1), slope), out=x if inplace else None)
+        ctx.save_for_backward(positive)
         ctx.slope = slope
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        (out,) = ctx.saved  # sign(out) == sign(x) for a positive slope
-        return (np.where(out > 0, grad, grad * ctx.slope),)
+        (positive,) = ctx.saved
+        return (np.where(positive, grad, grad * ctx.slope),)
 
 
 class ELU(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, alpha: float = 1.0, inplace: bool = False) -> np.ndarray:
         a = x.dtype.type(alpha)
-        neg = a * np.expm1(np.minimum(x, 0))  # alpha * (e^x - 1) on the negative side
-        out = np.where(x > 0, x, neg)
+        positive = x > 0
+        out = np.where(positive, x, a * np.expm1(np.minimum(x, 0)))  # alpha * (e^x - 1) on the negative side
         if inplace:
             x[...] = out
             out = x
-        ctx.save_for_backward(out)
+        ctx.save_for_backward(out, positive)
         ctx.alpha = a
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        (out,) = ctx.saved  # for x <= 0: d/dx alpha (e^x - 1) = alpha e^x = out + alpha
-        return (np.where(out > 0, grad, grad * (out + ctx.alpha)),)
+        out, positive = ctx.saved  # for x <= 0: d/dx alpha (e^x - 1) = alpha e^x = out + alpha
+        return (np.where(positive, grad, grad * (out + ctx.alpha)),)
 
 
 def _apply_maybe_inplace(fn: type[Function], input: Tensor, name: str, inplace: bool, **kwargs: Any) -> Tensor:
@@ -110,16 +111,12 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """x for x > 0, negative_slope * x otherwise; `negative_slope` must be >= 0 (else use prelu-style ops)."""
-    if not negative_slope >= 0:
-        raise ValueError(f"leaky_relu: `negative_slope` must be >= 0, got {negative_slope}")
+    """x for x > 0, negative_slope * x otherwise (PyTorch's default slope 0.01)."""
     return _apply_maybe_inplace(LeakyReLU, input, "leaky_relu", inplace, negative_slope=negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x for x > 0, alpha * (exp(x) - 1) otherwise; `alpha` must be >= 0."""
-    if not alpha >= 0:
-        raise ValueError(f"elu: `alpha` must be >= 0, got {alpha}")
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
     return _apply_maybe_inplace(ELU, input, "elu", inplace, alpha=alpha)
 
 
