@@ -1,5 +1,6 @@
 """convolve: convolutional neural networks on NumPy, every backward pass written out and checked."""
 
+from convolve import data, nn, optim
 from convolve.autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from convolve.backend import get_default_dtype, set_default_dtype
 from convolve.factory import (
@@ -14,6 +15,7 @@ from convolve.factory import (
     zeros,
     zeros_like,
 )
+from convolve.io import load, save
 from convolve.ops.shape import cat, stack
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor, tensor
@@ -30,6 +32,7 @@ __all__ = [
     "__version__",
     "arange",
     "cat",
+    "data",
     "enable_grad",
     "float32",
     "float64",
@@ -37,13 +40,17 @@ __all__ = [
     "full",
     "get_default_dtype",
     "is_grad_enabled",
+    "load",
     "manual_seed",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",
+    "optim",
     "rand",
     "randint",
     "randn",
+    "save",
     "set_default_dtype",
     "set_grad_enabled",
     "stack",
