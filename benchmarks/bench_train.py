@@ -24,7 +24,7 @@ import numpy as np
 NETWORKS = {"lenet5": (1, 32, 32), "vgg_small": (3, 32, 32), "resnet20": (3, 32, 32)}
 
 
-def torch_network(name: str):  # noqa: ANN201 - torch types stay out of the signature
+def torch_network(name: str):
     """The PyTorch twin of the convolve zoo model `name` (same layers, same state_dict keys)."""
     from torch_twins import build  # benchmarks/torch_twins.py, beside this script
 
