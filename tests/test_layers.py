@@ -17,6 +17,7 @@ from tests.layer_battery import SPEC_IDS, SPECS, Spec, build_pair, make_input, r
 from tests.oracle import assert_close
 
 DTYPES = [np.float64, np.float32]
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")  # torch's
 
 
 def _compare_step(spec: Spec, ours: nn.Module, theirs: torch.nn.Module, dtype: type, seed: int) -> None:
@@ -91,8 +92,25 @@ def test_dropout2d_zeroes_whole_channels() -> None:
     np.testing.assert_array_equal(x.grad.numpy(), y.numpy())  # gradient = the mask (x is ones)
     layer.eval()
     np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
-    with pytest.raises(ValueError, match="Dropout2d: `input` must be 4-D"):
+    with pytest.raises(ValueError, match="dropout2d: `input` must be 4-D or 3-D"):
         nn.Dropout2d()(cv.tensor(np.ones((2, 3))))
+
+
+@pytest.mark.parametrize(
+    ("layer", "text"),
+    [(nn.ReLU(inplace=True), "ReLU(inplace=True)"), (nn.ReLU6(inplace=True), "ReLU6(inplace=True)"),
+     (nn.LeakyReLU(0.1, inplace=True), "LeakyReLU(negative_slope=0.1, inplace=True)"),
+     (nn.ELU(inplace=True), "ELU(alpha=1.0, inplace=True)"), (nn.Dropout(0.2, inplace=True), "inplace=True")],
+)
+def test_inplace_overwrites_the_input_as_pytorch(layer: nn.Module, text: str) -> None:
+    assert text in repr(layer)
+    x = cv.tensor(np.array([-3.0, 0.5, 7.0]))
+    reference = {"ReLU": [0.0, 0.5, 7.0], "ReLU6": [0.0, 0.5, 6.0], "LeakyReLU": [-0.3, 0.5, 7.0]}
+    cv.manual_seed(0)
+    y = layer(x)
+    np.testing.assert_array_equal(x.numpy(), y.numpy())  # the input's array now holds the result
+    if type(layer).__name__ in reference:
+        np.testing.assert_allclose(y.numpy(), reference[type(layer).__name__])
 
 
 def test_dropout_is_reproducible_with_manual_seed() -> None:

@@ -1,7 +1,7 @@
 """Activation layers: ReLU, ReLU6, LeakyReLU, ELU, Sigmoid, Tanh, Softmax, LogSoftmax.
 
-`inplace=True` is accepted for PyTorch compatibility but the result is always a new tensor (never in place);
-it only shows in the repr.
+`inplace=True` is passed to the functional op, which then overwrites the input's array (as PyTorch); the op
+refuses it on a leaf that requires grad.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ class ReLU(_Inplace):
     """max(0, x)."""
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.relu(input)
+        return F.relu(input, inplace=self.inplace)
 
 
 class ReLU6(_Inplace):
     """min(max(0, x), 6)."""
 
     def forward(self, input: Tensor) -> Tensor:
-        return input.clamp(0.0, 6.0)
+        return F.relu6(input, inplace=self.inplace)
 
 
 class LeakyReLU(Module):
@@ -45,7 +45,7 @@ class LeakyReLU(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.leaky_relu(input, self.negative_slope)
+        return F.leaky_relu(input, self.negative_slope, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
@@ -60,7 +60,7 @@ class ELU(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.elu(input, self.alpha)
+        return F.elu(input, self.alpha, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
