@@ -119,31 +119,36 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, ignore_index: int,
                 reduction: str, label_smoothing: float) -> np.ndarray:
-        logp = _log_softmax(_to_rows(x), axis=1)  # (M, C)
-        m, c = logp.shape
+        rows2 = _to_rows(x)
+        shifted = rows2 - rows2.max(axis=1, keepdims=True)  # (M, C), max 0 per row: exp cannot overflow
+        e = np.exp(shifted)
+        sum_e = e.sum(axis=1)  # (M,) in [1, C]
+        log_z = np.log(sum_e)  # log p(k) = shifted(k) - log_z, never formed as a full (M, C) array
+        m, c = shifted.shape
         valid = y != ignore_index  # (M,)
         ys = np.where(valid, y, 0)
-        rows = np.arange(m)
         wy = valid.astype(x.dtype) if weight is None else weight[ys] * valid  # (M,) weight of the true class
         eps = label_smoothing
-        loss = -(1 - eps) * wy * logp[rows, ys]  # (M,)
-        if eps > 0:
-            smooth = -logp.sum(axis=1) if weight is None else -(logp @ weight)  # (M,) -sum_k w[k] log p(k)
+        loss = (1 - eps) * wy * (log_z - shifted[np.arange(m), ys])  # (M,)
+        if eps > 0:  # -sum_k w[k] log p(k) = sum_k w[k] log_z - sum_k w[k] shifted(k)
+            w_sum, w_shifted = (c, shifted.sum(axis=1)) if weight is None else (weight.sum(), shifted @ weight)
+            smooth = w_sum * log_z - w_shifted  # (M,)
             loss += (eps / c) * smooth * valid
         denom = wy.sum()
-        ctx.save_for_backward(logp, ys, valid, wy, weight)
+        e /= sum_e[:, None]  # softmax, kept for backward
+        ctx.save_for_backward(e, ys, valid, wy, weight)
         ctx.args = (x.shape, reduction, eps, denom)
         return _reduce(loss.reshape(_sample_shape(x.shape)), reduction, denom)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        logp, ys, valid, wy, weight = ctx.saved
+        probs, ys, valid, wy, weight = ctx.saved
         shape, reduction, eps, denom = ctx.args
-        m, c = logp.shape
+        m, c = probs.shape
         gi = _upstream(grad, reduction, denom, m)  # (M,)
         w_sum = c if weight is None else weight.sum()
         sum_q = (1 - eps) * wy + (eps / c) * w_sum * valid  # (M,) total mass of q per sample
-        gx = np.exp(logp) * (sum_q * gi)[:, None]  # (M, C): sum(q) softmax
+        gx = probs * (sum_q * gi)[:, None]  # (M, C): sum(q) softmax
         if eps > 0:
             w_row = 1 if weight is None else weight[None, :]
             gx -= (eps / c) * w_row * (gi * valid)[:, None]
