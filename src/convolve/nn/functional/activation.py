@@ -17,7 +17,6 @@ from convolve.tensor import Tensor
 
 __all__ = [
     "elu",
-    "erf",
     "gelu",
     "leaky_relu",
     "log_softmax",
