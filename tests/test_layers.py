@@ -138,6 +138,29 @@ def test_conv2d_configurations_match_torch(n, cin, cout, k, stride, pad, dil, si
     _compare_step(spec, ours, theirs, np.float64, seed=0)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 3), k=st.integers(1, 3), stride=st.integers(1, 3), pad=st.integers(0, 1),
+    size=st.integers(3, 7), ceil=st.booleans(), kind=st.sampled_from(["MaxPool2d", "AvgPool2d", "MaxPool1d"]),
+)
+def test_pool_configurations_match_torch(n, c, k, stride, pad, size, ceil, kind) -> None:
+    if 2 * pad > k:
+        return
+    shape = (n, c, size) if kind.endswith("1d") else (n, c, size, size + 1)
+    spec = Spec("hyp", lambda L: getattr(L.nn, kind)(k, stride, pad, ceil_mode=ceil), shape, ())
+    ours, theirs = build_pair(spec, np.float64)
+    _compare_step(spec, ours, theirs, np.float64, seed=0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=st.lists(st.integers(1, 3), max_size=2), fin=st.integers(1, 6), fout=st.integers(1, 6),
+       bias=st.booleans(), dtype=st.sampled_from(DTYPES))
+def test_linear_configurations_match_torch(batch, fin, fout, bias, dtype) -> None:
+    spec = Spec("hyp", lambda L: L.nn.Linear(fin, fout, bias=bias), (*batch, fin), ())
+    ours, theirs = build_pair(spec, dtype)
+    _compare_step(spec, ours, theirs, dtype, seed=0)
+
+
 def test_conv_transpose_output_size_argument() -> None:
     torch.manual_seed(0)
     theirs = torch.nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1).double()

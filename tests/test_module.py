@@ -263,6 +263,7 @@ def test_module_list_and_dict() -> None:
     md["b"] = nn.ReLU()
     assert list(md) == ["a", "b"] and "a" in md and len(md) == 2
     assert list(md.state_dict()) == ["a.weight", "a.bias"]
+    assert list(nn.ModuleDict(md)) == ["a", "b"]
     assert isinstance(md.pop("b"), nn.ReLU) and list(md.keys()) == ["a"]
     with pytest.raises(KeyError, match="ModuleDict: no module named 'z'"):
         md["z"]
