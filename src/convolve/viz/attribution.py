@@ -1,0 +1,108 @@
+"""Which input pixels a class score depends on: saliency and Grad-CAM, as NumPy maps (drawing is elsewhere).
+
+- Saliency (Simonyan et al. 2014): |d score_t / d input|, the maximum over input channels, (H, W).
+- Grad-CAM (Selvaraju et al. 2017) at conv layer L with maps A^k: alpha_k = spatial mean of d score_t / d A^k,
+  cam = ReLU(sum_k alpha_k A^k), bilinearly upsampled to the input size (PyTorch's `align_corners=False`).
+The score is the model's raw output (logit) for class t, before any softmax; t defaults to the predicted class.
+Both run in eval mode and leave the parameters' `.grad` as they were.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convolve import nn
+from convolve.autograd import enable_grad, no_grad
+from convolve.tensor import Tensor
+from convolve.viz._layers import (
+    as_batch,
+    check_model,
+    class_index,
+    eval_mode,
+    find_layer,
+    keep_param_grads,
+    recording,
+    run_model,
+)
+
+
+def _scores(fn: str, output: Any) -> Tensor:
+    if not isinstance(output, Tensor) or output.ndim != 2 or output.shape[0] != 1:
+        shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+        raise ValueError(f"{fn}: the model must return class scores of shape (1, num_classes), got {shape}")
+    return output
+
+
+def _backward_from(scores: Tensor, target: int) -> None:
+    seed = np.zeros(scores.shape, dtype=scores.dtype)
+    seed[0, target] = 1.0
+    scores.backward(seed)
+
+
+def predict_class(model: nn.Module, input: Any) -> int:
+    """The arg-max class of the model's scores for one image (eval mode, no gradients)."""
+    fn = "predict_class"
+    check_model(fn, model)
+    x = as_batch(fn, input, model)
+    with eval_mode(model), no_grad():
+        scores = _scores(fn, run_model(fn, model, Tensor(x)))
+    return class_index(fn, None, np.asarray(scores.data))
+
+
+def saliency(model: nn.Module, input: Any, target: int | None = None) -> np.ndarray:
+    """(H, W) max over channels of |d score_target / d input| for one image (C, H, W) or (1, C, H, W)."""
+    fn = "saliency"
+    check_model(fn, model)
+    x = Tensor(as_batch(fn, input, model), requires_grad=True)  # (1, C, H, W)
+    with eval_mode(model), enable_grad(), keep_param_grads(model):
+        scores = _scores(fn, run_model(fn, model, x))
+        _backward_from(scores, class_index(fn, target, np.asarray(scores.data)))
+    if x.grad is None:
+        return np.zeros(x.shape[2:])
+    return np.abs(np.asarray(x.grad.data, dtype=np.float64)[0]).max(axis=0)
+
+
+def grad_cam(model: nn.Module, input: Any, layer: str, target: int | None = None,
+             upsample: bool = True) -> np.ndarray:
+    """Grad-CAM of class `target` at `layer` (any layer with (1, C, h, w) output, usually the last conv layer):
+    an (H, W) map at the input's size, or the layer's (h, w) when `upsample` is False."""
+    fn = "grad_cam"
+    check_model(fn, model)
+    find_layer(fn, model, layer)
+    x = Tensor(as_batch(fn, input, model), requires_grad=True)  # so that A has a graph even with frozen weights
+    with eval_mode(model), enable_grad(), keep_param_grads(model), recording(model, [layer]) as outputs:
+        scores = _scores(fn, run_model(fn, model, x))
+        if layer not in outputs or outputs[layer].ndim != 4:
+            got = tuple(outputs[layer].shape) if layer in outputs else "nothing (not called)"
+            raise ValueError(f"{fn}: layer {layer!r} must output (1, C, h, w) maps, got {got}")
+        maps = outputs[layer]
+        maps.retain_grad()
+        _backward_from(scores, class_index(fn, target, np.asarray(scores.data)))
+    a = np.asarray(maps.data, dtype=np.float64)[0]  # (K, h, w)
+    grads = np.zeros_like(a) if maps.grad is None else np.asarray(maps.grad.data, dtype=np.float64)[0]
+    alpha = grads.mean(axis=(1, 2))  # (K,)
+    cam = np.maximum(np.tensordot(alpha, a, axes=1), 0.0)  # (h, w)
+    return bilinear_resize(cam, (x.shape[2], x.shape[3])) if upsample else cam
+
+
+def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) linear-interpolation weights, PyTorch's align_corners=False sampling."""
+    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    frac = src - i0
+    m = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    np.add.at(m, (rows, i0), 1.0 - frac)
+    np.add.at(m, (rows, i1), frac)
+    return m
+
+
+def bilinear_resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) -> (H, W) bilinear resize, as F.interpolate(mode='bilinear', align_corners=False) in PyTorch."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"bilinear_resize: `a` must be 2-D (h, w), got shape {a.shape}")
+    return _interp_matrix(a.shape[0], size[0]) @ a @ _interp_matrix(a.shape[1], size[1]).T

@@ -1,0 +1,225 @@
+"""`convolve visualize ...`: pictures of a trained checkpoint, written as PNG (or SVG) files into `--out DIR`.
+
+Wiring (in the CLI package): `add_visualize_parser(sub)` in `build_parser()` and `"visualize": cmd_visualize`
+in `COMMANDS`. Checkpoints are loaded and images read and normalized exactly as `convolve predict` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VIEWS = ("filters", "features", "receptive-field", "saliency", "gradcam", "curves", "filters-demo")
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
+        return value
+
+    return parse
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="viz", help="output folder for the pictures (default ./viz)")
+    p.add_argument("--format", choices=("png", "svg"), default="png", help="file format (default png)")
+    p.add_argument("--dpi", type=_int_at_least(20), default=100, help="resolution of PNGs (default 100)")
+
+
+def _checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a .npz checkpoint written by `convolve train`, or its run folder")
+
+
+def _image(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--image", help="image file (.png, .pgm, .ppm, .npy) as `convolve predict` reads it")
+    group.add_argument("--test-index", type=_int_at_least(0), metavar="N",
+                       help="use image N of the test split of the dataset the checkpoint was trained on")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (with --test-index)")
+
+
+def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `visualize` and its views (filters, features, receptive-field, saliency, gradcam, curves, filters-demo)."""
+    vis = subparsers.add_parser("visualize", help="draw filters, feature maps, saliency, curves ... as PNG files",
+                                description="Pictures of what a trained checkpoint learned and looks at (needs "
+                                            "matplotlib: pip install 'convolve[viz]').")
+    views = vis.add_subparsers(dest="view", metavar="VIEW", required=True)
+    p = views.add_parser("filters", help="learned kernels of a conv layer as an image grid")
+    _checkpoint(p)
+    p.add_argument("--layer", default=None, help="conv layer name (default: the first conv layer)")
+    _common(p)
+    p = views.add_parser("features", help="feature maps of conv layers for one image")
+    _checkpoint(p)
+    _image(p)
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--max-channels", type=_int_at_least(1), default=16, help="maps shown per layer (default 16)")
+    _common(p)
+    p = views.add_parser("receptive-field", help="the input region one unit sees: theory vs input gradient")
+    _checkpoint(p)
+    _image(p)
+    p.add_argument("--layer", default=None, help="leaf layer name (default: the last conv layer)")
+    p.add_argument("--unit", type=_int_at_least(0), nargs=3, metavar=("C", "Y", "X"), default=None,
+                   help="channel and position in the layer's output (default: channel 0, the centre)")
+    _common(p)
+    for name, what in (("saliency", "|d score / d input| for a class"), ("gradcam", "Grad-CAM of a class")):
+        p = views.add_parser(name, help=what)
+        _checkpoint(p)
+        _image(p)
+        if name == "gradcam":
+            p.add_argument("--layer", default=None, help="conv layer name (default: the last conv layer)")
+        p.add_argument("--target", type=_int_at_least(0), default=None, help="class index (default: predicted)")
+        _common(p)
+    p = views.add_parser("curves", help="loss, accuracy and learning rate per epoch")
+    p.add_argument("history", help="a run folder, or its history.csv / history.json")
+    _common(p)
+    p = views.add_parser("filters-demo", help="classic image filters as convolutions, four padding modes")
+    p.add_argument("--image", default=None, help="image file (default: a synthetic test picture)")
+    _common(p)
+    return vis
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from convolve.cli.commands import load_model
+
+    return load_model(args.checkpoint)
+
+
+def _input(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(normalized (1, C, H, W) input, the picture to show (C, H, W) in [0, 1], a label) from --image/--test-index."""
+    from convolve.cli.commands import prepare_image
+    from convolve.cli.images import read_image
+
+    if args.image is not None:
+        where = str(args.image)
+        picture = read_image(args.image, float(meta["pixel_max"]))  # (H, W, C) in [0, 1]
+    else:
+        from convolve import data
+
+        test_set = data.get_dataset(meta["dataset"], root=args.data_dir, train=False)
+        if args.test_index >= len(test_set):
+            raise ValueError(f"visualize: --test-index must be in [0, {len(test_set)}) for the {meta['dataset']} "
+                             f"test split, got {args.test_index}")
+        raw = np.asarray(test_set.data[args.test_index], dtype=np.float64) / float(test_set.pixel_max)
+        picture = raw[:, :, None] if raw.ndim == 2 else raw
+        where = f"{meta['dataset']} test image {args.test_index}"
+    x = prepare_image(picture, meta, where)  # (1, C, H, W), padded to the model's size
+    mean = np.asarray(meta["mean"], np.float64).reshape(-1, 1, 1)
+    std = np.asarray(meta["std"], np.float64).reshape(-1, 1, 1)
+    shown = np.clip(x[0] * std + mean, 0.0, 1.0)  # what the model sees, back on [0, 1]
+    return x, shown, where
+
+
+def _path(args: argparse.Namespace, stem: str) -> Path:
+    return Path(args.out) / f"{stem.replace('.', '_')}.{args.format}"
+
+
+def _last_conv(model: Any, fn: str) -> str:
+    from convolve.viz._layers import conv_layer_names
+
+    names = conv_layer_names(model)
+    if not names:
+        raise ValueError(f"{fn}: {type(model).__name__} has no conv layer")
+    return names[-1]
+
+
+def _filters(args: argparse.Namespace) -> Path:
+    from convolve import viz
+
+    model, _ = _load(args)
+    names = viz.conv_layer_names(model)
+    layer = args.layer or (names[0] if names else "")
+    if not names:
+        raise ValueError(f"visualize filters: {type(model).__name__} has no conv layer")
+    path = _path(args, f"filters-{layer}")
+    viz.plot_filters(model, layer, path, dpi=args.dpi)
+    return path
+
+
+def _features(args: argparse.Namespace) -> Path:
+    from convolve import viz
+
+    model, meta = _load(args)
+    layers = None if args.layers is None else [s.strip() for s in args.layers.split(",") if s.strip()]
+    x, shown, _ = _input(args, meta)
+    path = _path(args, "features")
+    viz.plot_feature_maps(model, x, layers, path, max_channels=args.max_channels, image=shown, dpi=args.dpi)
+    return path
+
+
+def _receptive_field(args: argparse.Namespace) -> Path:
+    from convolve import viz
+
+    model, meta = _load(args)
+    layer = args.layer or _last_conv(model, "visualize receptive-field")
+    x, shown, _ = _input(args, meta)
+    if args.unit is None:
+        maps = viz.feature_maps(model, x, [layer])[layer]
+        if maps.ndim != 3:
+            raise ValueError(f"visualize receptive-field: layer {layer!r} outputs shape {maps.shape}, not maps; "
+                             f"pick one of the layers with (C, H, W) outputs, e.g. {viz.conv_layer_names(model)}")
+        c, y, xx = 0, maps.shape[1] // 2, maps.shape[2] // 2
+    else:
+        c, y, xx = args.unit
+    path = _path(args, f"receptive-field-{layer}-{c}-{y}-{xx}")
+    viz.plot_receptive_field(model, x, layer, c, y, xx, path, image=shown, dpi=args.dpi)
+    return path
+
+
+def _attribution(args: argparse.Namespace) -> Path:
+    from convolve import viz
+
+    model, meta = _load(args)
+    x, shown, _ = _input(args, meta)
+    classes = meta.get("classes")
+    if args.view == "saliency":
+        path = _path(args, "saliency")
+        viz.plot_saliency(model, x, args.target, path, image=shown, classes=classes, dpi=args.dpi)
+    else:
+        layer = args.layer or _last_conv(model, "visualize gradcam")
+        path = _path(args, f"gradcam-{layer}")
+        viz.plot_grad_cam(model, x, layer, args.target, path, image=shown, classes=classes, dpi=args.dpi)
+    return path
+
+
+def _curves(args: argparse.Namespace) -> Path:
+    from convolve import viz
+
+    path = _path(args, "curves")
+    viz.plot_training_curves(args.history, path, dpi=args.dpi)
+    return path
+
+
+def _filters_demo(args: argparse.Namespace) -> Path:
+    from convolve import viz
+
+    image = None
+    if args.image is not None:
+        from convolve.cli.images import read_image
+
+        image = read_image(args.image).transpose(2, 0, 1)  # (C, H, W) in [0, 1]
+    path = _path(args, "filters-demo")
+    viz.plot_filters_demo(image, path, dpi=args.dpi)
+    return path
+
+
+HANDLERS = {"filters": _filters, "features": _features, "receptive-field": _receptive_field,
+            "saliency": _attribution, "gradcam": _attribution, "curves": _curves, "filters-demo": _filters_demo}
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    """Draw the requested view into --out and print the file written."""
+    from convolve.viz._figure import require_matplotlib
+
+    require_matplotlib(f"visualize {args.view}")  # before loading anything
+    path = HANDLERS[args.view](args)
+    _say(f"wrote {path}")
+    return 0
