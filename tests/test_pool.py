@@ -85,10 +85,13 @@ def test_max_pool_ties_go_to_first_maximum_as_torch(dtype, kwargs):
     assert_indices_match(F.max_pool2d, TF.max_pool2d, x.astype(dtype), kwargs)
 
 
-def test_max_pool_nan_and_minus_inf_windows_as_torch():
+@pytest.mark.parametrize("special", ["nan", "-inf"])
+def test_max_pool_nan_and_minus_inf_windows_as_torch(special):
+    """NaN wins its window (PyTorch: the last NaN); a window of -inf points at its first tap inside the input."""
     x = distinct((1, 1, 5, 5))
-    x[0, 0, 1, 1] = x[0, 0, 1, 2] = np.nan
-    x[0, 0, 3:, 3:] = -np.inf
+    if special == "nan":
+        x[0, 0, 2, 3] = x[0, 0, 3, 3] = np.nan
+    x[0, 0, :2, :2] = -np.inf  # the top-left window is -inf inside the input and padding outside
     kwargs = dict(kernel_size=3, stride=2, padding=1)
     compare_with_torch(lambda a: F.max_pool2d(a, **kwargs), lambda a: TF.max_pool2d(a, **kwargs), [x])
     assert_indices_match(F.max_pool2d, TF.max_pool2d, x, kwargs)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve.autograd import Context, Function, is_grad_enabled
+from convolve.autograd import Context, Function
 from convolve.nn.functional._pool_windows import (
     Pair,
     adaptive_bins,
@@ -62,15 +62,14 @@ class MaxPool2d(Function):
                 (pw, right_padding(w, kernel[1], stride[1], pw, dilation[1], out[1])))
         xp = pad_last2(x, pads, -np.inf)  # (..., Hp, Wp)
         taps = _taps(kernel, stride, dilation, out)
-        if indices is None and not (is_grad_enabled() and ctx.needs_input_grad[0]):
-            y = xp[..., taps[0][1], taps[0][2]].copy()  # (..., oh, ow)
-            for _, rows, cols in taps[1:]:
-                np.maximum(y, xp[..., rows, cols], out=y)
-            return y
-        y, arg = _max_with_argmax(xp, taps, kernel, stride, padding, dilation, out)
-        ctx.save_for_backward(arg)
-        ctx.taps, ctx.pads, ctx.padded_shape, ctx.shape = taps, pads, xp.shape, x.shape
+        y = xp[..., taps[0][1], taps[0][2]].copy()  # (..., oh, ow)
+        for _, rows, cols in taps[1:]:
+            np.maximum(y, xp[..., rows, cols], out=y)
+        ctx.save_for_backward(xp, y)
+        ctx.window, ctx.taps, ctx.pads, ctx.shape = (kernel, stride, padding, dilation, out), taps, pads, x.shape
+        ctx.arg = None  # the arg-max tap is found in backward, or here when indices are asked for
         if indices is not None:
+            ctx.arg = arg = _argmax_tap(xp, y, taps, *ctx.window)
             tap_row, tap_col = np.divmod(arg, kernel[1])
             in_row = (np.arange(out[0]) * stride[0] - ph)[:, None] + tap_row.astype(np.int64) * dilation[0]
             in_col = (np.arange(out[1]) * stride[1] - pw)[None, :] + tap_col.astype(np.int64) * dilation[1]
@@ -79,34 +78,45 @@ class MaxPool2d(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        (arg,) = ctx.saved
-        gxp = np.zeros(ctx.padded_shape, dtype=grad.dtype)  # (..., Hp, Wp)
+        xp, y = ctx.saved
+        arg = _argmax_tap(xp, y, ctx.taps, *ctx.window) if ctx.arg is None else ctx.arg  # (..., oh, ow)
+        gxp = np.zeros(xp.shape, dtype=grad.dtype)  # (..., Hp, Wp)
         for tap, rows, cols in ctx.taps:  # overlapping windows accumulate
-            view = gxp[..., rows, cols]
-            np.add(view, grad, out=view, where=arg == tap)
+            gxp[..., rows, cols] += np.where(arg == tap, grad, 0)
         (top, _), (left, _) = ctx.pads
         h, w = ctx.shape[-2:]
         return (np.ascontiguousarray(gxp[..., top : top + h, left : left + w]),)
 
 
-def _max_with_argmax(xp: np.ndarray, taps: list[tuple[int, slice, slice]], kernel: Pair, stride: Pair,
-                     padding: Pair, dilation: Pair, out: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """Window maxima and the tap holding each (PyTorch's scan: strict >, a NaN always wins, first real tap)."""
+def _argmax_tap(xp: np.ndarray, y: np.ndarray, taps: list[tuple[int, slice, slice]], kernel: Pair, stride: Pair,
+                padding: Pair, dilation: Pair, out: Pair) -> np.ndarray:
+    """The tap holding each window's maximum `y`, as PyTorch's scan: the first maximum, or the last NaN;
+    a window of -inf picks its first tap inside the input. # (..., oh, ow)
+    """
     first_row = first_valid_tap(out[0], kernel[0], stride[0], padding[0], dilation[0])
     first_col = first_valid_tap(out[1], kernel[1], stride[1], padding[1], dilation[1])
     tap_dtype = np.int16 if kernel[0] * kernel[1] < 2**15 else np.int32
-    arg = np.broadcast_to((first_row[:, None] * kernel[1] + first_col[None, :]).astype(tap_dtype),
-                          xp.shape[:-2] + out).copy()  # (..., oh, ow)
-    best = np.full(xp.shape[:-2] + out, -np.inf, dtype=xp.dtype)  # (..., oh, ow)
-    has_nan = bool(np.isnan(xp).any())
+    first = (first_row[:, None] * kernel[1] + first_col[None, :]).astype(tap_dtype)  # (oh, ow)
+    if np.isnan(y).any():
+        return _scan_argmax(xp, taps, first)
+    arg = np.zeros(y.shape, dtype=tap_dtype)
+    for tap, rows, cols in reversed(taps):  # the earliest tap equal to the maximum is written last
+        np.copyto(arg, tap, where=xp[..., rows, cols] == y)
+    if padding != (0, 0):
+        np.copyto(arg, first, where=y == -np.inf)  # otherwise a padded tap (-inf too) would be taken
+    return arg
+
+
+def _scan_argmax(xp: np.ndarray, taps: list[tuple[int, slice, slice]], first: np.ndarray) -> np.ndarray:
+    """PyTorch's scan literally (strict >, a NaN always wins), for inputs with NaN. # (..., oh, ow)"""
+    arg = np.broadcast_to(first, xp.shape[:-2] + first.shape).copy()
+    best = np.full(arg.shape, -np.inf, dtype=xp.dtype)
     for tap, rows, cols in taps:
         candidate = xp[..., rows, cols]
-        better = candidate > best
-        if has_nan:
-            better |= np.isnan(candidate)
+        better = (candidate > best) | np.isnan(candidate)
         np.copyto(best, candidate, where=better)
         np.copyto(arg, tap, where=better)
-    return best, arg
+    return arg
 
 
 class AvgPool2d(Function):
