@@ -48,6 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     scheduler = recipe.build_scheduler(args, optimizer, len(train_loader))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     meta["recipe"] = {k: v for k, v in vars(args).items() if k not in ("func", "option", "debug")}
+    meta["recipe"]["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
     trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, progress=None if not args.no_progress
                       else False, callbacks=[_print_epoch], meta=meta)
     _say(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test images, "
@@ -85,7 +86,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a test split; prints metrics, per-class accuracy and the confusion matrix."""
     model, meta = load_model(args.checkpoint)
     name = args.dataset or meta["dataset"]
-    test_set = _load_dataset(name, args.data_dir, False)
+    trained_dir = (meta.get("recipe") or {}).get("data_dir") if name == meta["dataset"] else None
+    test_set = _load_dataset(name, args.data_dir or trained_dir, False)
     shape = recipe.image_shape(test_set)
     if list(shape) != list(meta["image_shape"]) or len(test_set.classes) != meta["num_classes"]:
         raise ValueError(f"the checkpoint was trained on {meta['num_classes']}-class images of shape "

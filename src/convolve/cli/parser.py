@@ -70,7 +70,7 @@ def build_parser() -> Parser:
                        description="Accuracy, top-5, per-class accuracy and confusion matrix of a checkpoint.")
     p.add_argument("checkpoint", help="a .npz checkpoint written by `convolve train`, or its run folder")
     p.add_argument("--dataset", default=None, help="dataset name (default: the one it was trained on)")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the training one)")
     p.add_argument("--batch-size", type=positive_int, default=256)
     p = sub.add_parser("predict", help="classify image files with a checkpoint",
                        description="Print class and probability for each image (PNG, PGM/PPM or NPY).")
