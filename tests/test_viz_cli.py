@@ -89,7 +89,7 @@ def test_image_files_curves_and_demo(tmp_path, capsys, run_dir):
 
 def test_bad_input_lists_the_valid_choices(tmp_path, run_dir):
     base = ["--out", str(tmp_path)]
-    with pytest.raises(ValueError, match=r"layer 'classifier\.0' is a Linear, not a 2-D convolution; valid conv "
+    with pytest.raises(ValueError, match=r"layer 'classifier\.0' \(Linear\) is not a 2-D convolution; valid conv "
                                          r"layers: features\.0, features\.2"):
         run(["visualize", "filters", str(run_dir), "--layer", "classifier.0", *base])
     with pytest.raises(ValueError, match=r"no layer 'conv9'; valid layers: features, features\.0, features\.1"):
@@ -112,3 +112,20 @@ def test_bad_input_lists_the_valid_choices(tmp_path, run_dir):
 def test_parser_is_added_as_a_subcommand():
     sub = argparse.ArgumentParser().add_subparsers()
     assert add_visualize_parser(sub).prog.endswith("visualize")
+
+
+def test_default_layer_skips_1x1_maps_and_main_reports_errors_in_one_line(tmp_path, capsys):
+    """LeNet-5's last conv (c5) has 1x1 maps: Grad-CAM defaults to c3; `main` prints errors, returns 1 or 2."""
+    from convolve.viz.cli import main
+
+    cv.manual_seed(0)
+    meta = {"model": "lenet5", "model_options": {}, "num_classes": 10, "dataset": "digits",
+            "classes": [str(i) for i in range(10)], "image_shape": [1, 8, 8], "pixel_max": 16, "pad": 12,
+            "input_size": [1, 32, 32], "mean": [0.3], "std": [0.37]}
+    ckpt = save_checkpoint(tmp_path / "lenet.npz", models.get_model("lenet5").state_dict(), {"meta": meta})
+    assert main(["visualize", "gradcam", str(ckpt), "--test-index", "2", "--out", str(tmp_path), "--dpi", "40"]) == 0
+    assert written(capsys, tmp_path).name == "gradcam-c3.png"
+    assert main(["visualize", "filters", str(ckpt), "--layer", "s2", "--out", str(tmp_path)]) == 1
+    assert "layer 's2' (AvgPool2d) is not a 2-D convolution; valid conv layers: c1, c3, c5" in capsys.readouterr().err
+    assert main(["visualize", "filters"]) == 2
+    assert "the following arguments are required: checkpoint" in capsys.readouterr().err

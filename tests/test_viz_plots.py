@@ -62,7 +62,7 @@ def test_plot_filters_grayscale_multichannel_colour_and_partial(tmp_path, lenet)
 
 
 def test_plot_filters_rejects_non_conv_layers_listing_the_conv_layers(lenet):
-    with pytest.raises(ValueError, match=r"layer 'f6' is a Linear, not a 2-D convolution; valid conv layers: c1, c3, "
+    with pytest.raises(ValueError, match=r"layer 'f6' \(Linear\) is not a 2-D convolution; valid conv layers: c1, c3, "
                                          r"c5"):
         viz.plot_filters(lenet, "f6")
     with pytest.raises(ValueError, match=r"LeNet5 has no layer 'conv1'; valid conv layers: c1, c3, c5"):

@@ -56,7 +56,7 @@ def find_layer(fn: str, model: nn.Module, name: Any, conv: bool = False) -> nn.M
         raise ValueError(f"{fn}: {type(model).__name__} has no layer {name!r}; valid {what}s: {_choices(valid)}")
     module = modules[name]
     if conv and not is_conv(module):
-        raise ValueError(f"{fn}: layer {name!r} is a {type(module).__name__}, not a 2-D convolution; "
+        raise ValueError(f"{fn}: layer {name!r} ({type(module).__name__}) is not a 2-D convolution; "
                          f"valid conv layers: {_choices(valid)}")
     return module
 

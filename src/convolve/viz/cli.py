@@ -7,12 +7,14 @@ in `COMMANDS`. Checkpoints are loaded and images read and normalized exactly as 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-VIEWS = ("filters", "features", "receptive-field", "saliency", "gradcam", "curves", "filters-demo")
+DEFAULT_LAYER = "default: the last conv layer whose maps are larger than 1x1"
 
 
 def _int_at_least(low: int) -> Any:
@@ -40,7 +42,8 @@ def _image(p: argparse.ArgumentParser) -> None:
     group.add_argument("--image", help="image file (.png, .pgm, .ppm, .npy) as `convolve predict` reads it")
     group.add_argument("--test-index", type=_int_at_least(0), metavar="N",
                        help="use image N of the test split of the dataset the checkpoint was trained on")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (with --test-index)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the dataset files (with --test-index; default: the one used for training)")
 
 
 def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -62,7 +65,7 @@ def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = views.add_parser("receptive-field", help="the input region one unit sees: theory vs input gradient")
     _checkpoint(p)
     _image(p)
-    p.add_argument("--layer", default=None, help="leaf layer name (default: the last conv layer)")
+    p.add_argument("--layer", default=None, help=f"leaf layer name ({DEFAULT_LAYER})")
     p.add_argument("--unit", type=_int_at_least(0), nargs=3, metavar=("C", "Y", "X"), default=None,
                    help="channel and position in the layer's output (default: channel 0, the centre)")
     _common(p)
@@ -71,7 +74,7 @@ def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
         _checkpoint(p)
         _image(p)
         if name == "gradcam":
-            p.add_argument("--layer", default=None, help="conv layer name (default: the last conv layer)")
+            p.add_argument("--layer", default=None, help=f"layer name ({DEFAULT_LAYER})")
         p.add_argument("--target", type=_int_at_least(0), default=None, help="class index (default: predicted)")
         _common(p)
     p = views.add_parser("curves", help="loss, accuracy and learning rate per epoch")
@@ -104,7 +107,8 @@ def _input(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, 
     else:
         from convolve import data
 
-        test_set = data.get_dataset(meta["dataset"], root=args.data_dir, train=False)
+        root = args.data_dir or (meta.get("recipe") or {}).get("data_dir")  # default: where it was trained
+        test_set = data.get_dataset(meta["dataset"], root=root, train=False)
         if args.test_index >= len(test_set):
             raise ValueError(f"visualize: --test-index must be in [0, {len(test_set)}) for the {meta['dataset']} "
                              f"test split, got {args.test_index}")
@@ -122,13 +126,16 @@ def _path(args: argparse.Namespace, stem: str) -> Path:
     return Path(args.out) / f"{stem.replace('.', '_')}.{args.format}"
 
 
-def _last_conv(model: Any, fn: str) -> str:
-    from convolve.viz._layers import conv_layer_names
+def _last_conv(model: Any, x: np.ndarray, fn: str) -> str:
+    """The last conv layer whose maps are larger than 1x1 for input `x` (a 1x1 map has no "where")."""
+    from convolve import viz
 
-    names = conv_layer_names(model)
+    names = viz.conv_layer_names(model)
     if not names:
-        raise ValueError(f"{fn}: {type(model).__name__} has no conv layer")
-    return names[-1]
+        raise ValueError(f"{fn}: {type(model).__name__} has no conv layer; pass --layer")
+    maps = viz.feature_maps(model, x, names)
+    spatial = [n for n in names if maps[n].ndim == 3 and maps[n].shape[1] * maps[n].shape[2] > 1]
+    return spatial[-1] if spatial else names[-1]
 
 
 def _filters(args: argparse.Namespace) -> Path:
@@ -159,8 +166,8 @@ def _receptive_field(args: argparse.Namespace) -> Path:
     from convolve import viz
 
     model, meta = _load(args)
-    layer = args.layer or _last_conv(model, "visualize receptive-field")
     x, shown, _ = _input(args, meta)
+    layer = args.layer or _last_conv(model, x, "visualize receptive-field")
     if args.unit is None:
         maps = viz.feature_maps(model, x, [layer])[layer]
         if maps.ndim != 3:
@@ -184,7 +191,7 @@ def _attribution(args: argparse.Namespace) -> Path:
         path = _path(args, "saliency")
         viz.plot_saliency(model, x, args.target, path, image=shown, classes=classes, dpi=args.dpi)
     else:
-        layer = args.layer or _last_conv(model, "visualize gradcam")
+        layer = args.layer or _last_conv(model, x, "visualize gradcam")
         path = _path(args, f"gradcam-{layer}")
         viz.plot_grad_cam(model, x, layer, args.target, path, image=shown, classes=classes, dpi=args.dpi)
     return path
@@ -223,3 +230,23 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     path = HANDLERS[args.view](args)
     _say(f"wrote {path}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m convolve.viz.cli visualize VIEW ...`: the same as `convolve visualize VIEW ...`, standalone."""
+    from convolve.cli.parser import Parser, UsageError
+
+    parser = Parser(prog="convolve")
+    add_visualize_parser(parser.add_subparsers(dest="command", parser_class=Parser, required=True))
+    try:
+        return cmd_visualize(parser.parse_args(argv))
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        print(f"convolve: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
