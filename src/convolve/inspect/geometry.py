@@ -168,6 +168,8 @@ def infer_output_shape(module: Any, input_shape: Sequence[int]) -> tuple[int, ..
         start, end = module.start_dim % len(shape), module.end_dim % len(shape)
         return (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
     nd = spatial_dims(module)
+    if not (isinstance(module, (*ADAPTIVE, nn.ConvTranspose2d)) or is_windowed(module)) or len(shape) < nd + 1:
+        return None
     lead, spatial = shape[:-nd - 1], shape[-nd:]
     channels = getattr(module, "out_channels", shape[-nd - 1])
     if isinstance(module, ADAPTIVE):
@@ -177,9 +179,9 @@ def infer_output_shape(module: Any, input_shape: Sequence[int]) -> tuple[int, ..
         out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, d, op in zip(
             spatial, module.kernel_size, module.stride, module.padding, module.dilation, module.output_padding))
         return (*lead, channels, *out)
-    windows = module_windows(module, spatial)
-    if windows is None:
-        return None
+    if getattr(module, "padding", None) == "same":  # total padding d(k-1), the odd pixel at the end
+        return (*lead, channels, *spatial)
+    windows = module_windows(module, spatial) or ()
     ceil_mode = bool(getattr(module, "ceil_mode", False))
     out = tuple(output_size(n, w.kernel, int(w.stride), w.padding, w.dilation, ceil_mode)
                 for n, w in zip(spatial, windows))

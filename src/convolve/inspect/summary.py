@@ -83,7 +83,8 @@ class _FieldTracker:
         self.nd, self.rank = nd, x.ndim
         self.known: dict[int, tuple[Fields, tuple[int, ...] | None]] = {}
         self.alive: list[Tensor] = []  # keeps recorded tensors alive so that their ids stay unique
-        self.set(x, (INPUT_FIELD,) * nd)
+        if nd > 0:  # a (N, F) input has no spatial axes: no fields to report
+            self.set(x, (INPUT_FIELD,) * nd)
 
     def spatial(self, t: Tensor) -> tuple[int, ...] | None:
         return tuple(t.shape[-self.nd:]) if t.ndim == self.rank else None
@@ -176,9 +177,9 @@ def _check_args(model: Any, input_size: Any, batch_size: Any, mode: str) -> tupl
         input_size = getattr(model, "input_size", None)
         if input_size is None:
             raise ValueError(f"{fn}: `input_size` is required: {type(model).__name__} has no `input_size` attribute")
-    if not isinstance(input_size, Sequence) or len(input_size) < 2 or not all(
+    if not isinstance(input_size, Sequence) or len(input_size) < 1 or not all(
             isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0 for n in input_size):
-        raise ValueError(f"{fn}: `input_size` must be (C, H, W) or (C, L) positive ints without the batch, "
+        raise ValueError(f"{fn}: `input_size` must be (C, H, W), (C, L) or (F,) positive ints without the batch, "
                          f"got {input_size!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"{fn}: `batch_size` must be a positive int, got {batch_size!r}")
