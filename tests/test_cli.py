@@ -172,6 +172,8 @@ def test_listing_commands_and_summary(capsys):
     assert code == 0 and ("61,706" in out or "61706" in out)
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "--label-smoothing" in out
+    code, out, _ = run(capsys, "visualize", "--help")  # wired from convolve.viz.cli
+    assert code == 0 and "filters" in out
 
 
 def test_help_in_a_subprocess():

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return COMMANDS[args.command](args)
     except UsageError as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(_one_line(e), file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0

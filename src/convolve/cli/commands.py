@@ -166,5 +166,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_visualize(args: argparse.Namespace) -> int:
+    """`convolve visualize VIEW ...`, implemented in `convolve.viz.cli` (needs matplotlib)."""
+    from convolve.viz.cli import cmd_visualize as visualize
+
+    return visualize(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
-            "models": cmd_models, "datasets": cmd_datasets}
+            "visualize": cmd_visualize, "models": cmd_models, "datasets": cmd_datasets}

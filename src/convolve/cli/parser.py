@@ -1,4 +1,5 @@
-"""The `convolve` argument parser: subcommands train, evaluate, predict, summary, models, datasets."""
+"""The `convolve` argument parser: train, evaluate, predict, summary, visualize (from `convolve.viz.cli`), models,
+datasets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from typing import NoReturn
 
 from convolve.cli.recipe import parse_option
+from convolve.viz.cli import add_visualize_parser
 
 
 class UsageError(Exception):
@@ -16,7 +18,7 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (raised, so `main` prints them) instead of usage + exit."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+        raise UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
 
 
 def positive_int(text: str) -> int:
@@ -84,6 +86,7 @@ def build_parser() -> Parser:
                    help="input size (default: the model's native size)")
     p.add_argument("--num-classes", type=positive_int, default=None)
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE", help="model option")
+    add_visualize_parser(sub)
     sub.add_parser("models", help="list the model zoo", description="List the models `convolve train` knows.")
     sub.add_parser("datasets", help="list the datasets", description="List the datasets `convolve train` knows.")
     return parser
