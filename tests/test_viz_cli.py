@@ -63,7 +63,7 @@ def written(capsys, out: Path) -> Path:
     ("receptive-field", ["--test-index", "0", "--layer", "features.4", "--unit", "3", "1", "2"],
      "receptive-field-features_4-3-1-2.png"),
     ("saliency", ["--test-index", "1", "--target", "7"], "saliency.png"),
-    ("gradcam", ["--test-index", "1"], "gradcam-features_2.png"),
+    ("gradcam", ["--test-index", "1"], "gradcam-features_3.png"),  # the ReLU after the last conv
 ])
 def test_checkpoint_views(tmp_path, capsys, run_dir, view, extra, name):
     assert run(["visualize", view, str(run_dir), "--out", str(tmp_path), "--dpi", "40", *extra]) == 0
@@ -115,7 +115,7 @@ def test_parser_is_added_as_a_subcommand():
 
 
 def test_default_layer_skips_1x1_maps_and_main_reports_errors_in_one_line(tmp_path, capsys):
-    """LeNet-5's last conv (c5) has 1x1 maps: Grad-CAM defaults to c3; `main` prints errors, returns 1 or 2."""
+    """LeNet-5's c5 has 1x1 maps: Grad-CAM defaults to act3 (the ReLU after c3); `main` errors: one line, 1 or 2."""
     from convolve.viz.cli import main
 
     cv.manual_seed(0)
@@ -124,7 +124,7 @@ def test_default_layer_skips_1x1_maps_and_main_reports_errors_in_one_line(tmp_pa
             "input_size": [1, 32, 32], "mean": [0.3], "std": [0.37]}
     ckpt = save_checkpoint(tmp_path / "lenet.npz", models.get_model("lenet5").state_dict(), {"meta": meta})
     assert main(["visualize", "gradcam", str(ckpt), "--test-index", "2", "--out", str(tmp_path), "--dpi", "40"]) == 0
-    assert written(capsys, tmp_path).name == "gradcam-c3.png"
+    assert written(capsys, tmp_path).name == "gradcam-act3.png"
     assert main(["visualize", "filters", str(ckpt), "--layer", "s2", "--out", str(tmp_path)]) == 1
     assert "layer 's2' (AvgPool2d) is not a 2-D convolution; valid conv layers: c1, c3, c5" in capsys.readouterr().err
     assert main(["visualize", "filters"]) == 2

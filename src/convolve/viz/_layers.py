@@ -148,3 +148,38 @@ def run_model(fn: str, model: nn.Module, x: Tensor) -> Any:
         expected = getattr(model, "input_size", None)
         hint = f"; {type(model).__name__} expects (C, H, W) = {tuple(expected)}" if expected is not None else ""
         raise ValueError(f"{fn}: the model cannot run on an input of shape {tuple(x.shape)}{hint} ({e})") from e
+
+
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid)
+
+
+def executed_leaves(fn: str, model: nn.Module, x: np.ndarray) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """(name, module, output shape) of every leaf-layer call of one forward pass, in execution order."""
+    from convolve.autograd import no_grad
+
+    calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    leaves = [(n, m) for n, m in model.named_modules() if n and next(m.children(), None) is None]
+    handles = [m.register_forward_hook(lambda mod, i, o, n=n: calls.append((n, mod, tuple(getattr(o, "shape", ())))))
+               for n, m in leaves]
+    try:
+        with eval_mode(model), no_grad():
+            run_model(fn, model, Tensor(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def last_spatial_conv(fn: str, model: nn.Module, x: np.ndarray, activation: bool = False) -> str:
+    """The last conv layer whose maps are larger than 1x1 (a 1x1 map has no "where"); with `activation`, the
+    activation layer called right after it if there is one (Grad-CAM is usually taken on rectified maps)."""
+    calls = executed_leaves(fn, model, x)
+    spatial = [i for i, (_, m, shape) in enumerate(calls) if is_conv(m) and len(shape) == 4 and shape[2] * shape[3] > 1]
+    if not spatial:
+        valid = [n for n, _, shape in calls if len(shape) == 4]
+        raise ValueError(f"{fn}: {type(model).__name__} has no conv layer with maps larger than 1x1; pick a layer "
+                         f"among: {_choices(valid)}")
+    i = spatial[-1]
+    if activation and i + 1 < len(calls) and isinstance(calls[i + 1][1], ACTIVATIONS):
+        return calls[i + 1][0]
+    return calls[i][0]

@@ -74,7 +74,8 @@ def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
         _checkpoint(p)
         _image(p)
         if name == "gradcam":
-            p.add_argument("--layer", default=None, help=f"layer name ({DEFAULT_LAYER})")
+            p.add_argument("--layer", default=None, help=f"layer name ({DEFAULT_LAYER}, or the activation right "
+                                                         "after it)")
         p.add_argument("--target", type=_int_at_least(0), default=None, help="class index (default: predicted)")
         _common(p)
     p = views.add_parser("curves", help="loss, accuracy and learning rate per epoch")
@@ -126,18 +127,6 @@ def _path(args: argparse.Namespace, stem: str) -> Path:
     return Path(args.out) / f"{stem.replace('.', '_')}.{args.format}"
 
 
-def _last_conv(model: Any, x: np.ndarray, fn: str) -> str:
-    """The last conv layer whose maps are larger than 1x1 for input `x` (a 1x1 map has no "where")."""
-    from convolve import viz
-
-    names = viz.conv_layer_names(model)
-    if not names:
-        raise ValueError(f"{fn}: {type(model).__name__} has no conv layer; pass --layer")
-    maps = viz.feature_maps(model, x, names)
-    spatial = [n for n in names if maps[n].ndim == 3 and maps[n].shape[1] * maps[n].shape[2] > 1]
-    return spatial[-1] if spatial else names[-1]
-
-
 def _filters(args: argparse.Namespace) -> Path:
     from convolve import viz
 
@@ -164,10 +153,11 @@ def _features(args: argparse.Namespace) -> Path:
 
 def _receptive_field(args: argparse.Namespace) -> Path:
     from convolve import viz
+    from convolve.viz._layers import last_spatial_conv
 
     model, meta = _load(args)
     x, shown, _ = _input(args, meta)
-    layer = args.layer or _last_conv(model, x, "visualize receptive-field")
+    layer = args.layer or last_spatial_conv("visualize receptive-field", model, x)
     if args.unit is None:
         maps = viz.feature_maps(model, x, [layer])[layer]
         if maps.ndim != 3:
@@ -183,6 +173,7 @@ def _receptive_field(args: argparse.Namespace) -> Path:
 
 def _attribution(args: argparse.Namespace) -> Path:
     from convolve import viz
+    from convolve.viz._layers import last_spatial_conv
 
     model, meta = _load(args)
     x, shown, _ = _input(args, meta)
@@ -191,7 +182,7 @@ def _attribution(args: argparse.Namespace) -> Path:
         path = _path(args, "saliency")
         viz.plot_saliency(model, x, args.target, path, image=shown, classes=classes, dpi=args.dpi)
     else:
-        layer = args.layer or _last_conv(model, x, "visualize gradcam")
+        layer = args.layer or last_spatial_conv("visualize gradcam", model, x, activation=True)
         path = _path(args, f"gradcam-{layer}")
         viz.plot_grad_cam(model, x, layer, args.target, path, image=shown, classes=classes, dpi=args.dpi)
     return path
