@@ -88,6 +88,28 @@ def contract_axis(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(res, -1, axis)
 
 
+
+def bin_sum(x: np.ndarray, bins: np.ndarray, axis: int) -> np.ndarray:
+    """Sums of `x` over the adaptive bins (0/1 matrix (out, L)) along `axis`; identity and global bins need no GEMM."""
+    out, size = bins.shape
+    if out == size:  # every bin is one element
+        return x
+    if out == 1:  # global pooling along this axis
+        return x.sum(axis=axis, keepdims=True)
+    return contract_axis(x, bins, axis)
+
+
+def bin_spread(g: np.ndarray, bins: np.ndarray, axis: int) -> np.ndarray:
+    """Transpose of `bin_sum`: each input element receives the sum of `g` over the bins containing it."""
+    out, size = bins.shape
+    if out == size:
+        return g
+    if out == 1:
+        shape = list(g.shape)
+        shape[axis] = size
+        return np.broadcast_to(g, tuple(shape))
+    return contract_axis(g, bins.T, axis)
+
 # ----- argument checks (pool.py's public functions) -------------------------------------------------------------
 _LAYOUT = {1: "(N, C, L) or unbatched (C, L)", 2: "(N, C, H, W) or unbatched (C, H, W)"}
 

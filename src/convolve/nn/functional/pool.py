@@ -19,8 +19,9 @@ from convolve.nn.functional._pool_windows import (
     adaptive_size,
     avg_divisor,
     bin_matrix,
+    bin_spread,
+    bin_sum,
     check_input,
-    contract_axis,
     first_valid_tap,
     pad_last2,
     pooled_size,
@@ -169,24 +170,20 @@ class AvgPool2d(Function):
 
 
 class AdaptiveAvgPool2d(Function):
-    """Mean over PyTorch's adaptive bins of the last two axes, as two GEMMs with 0/1 bin matrices."""
+    """Mean over PyTorch's adaptive bins of the last two axes, as two GEMMs with 0/1 bin matrices (sums if global)."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, out: Pair) -> np.ndarray:
         h, w = x.shape[-2:]
         bins_h, bins_w = bin_matrix(h, out[0], x.dtype), bin_matrix(w, out[1], x.dtype)  # (oh, H), (ow, W)
-        y = x if out[1] == w else contract_axis(x, bins_w, -1)  # (..., H, ow)
-        y = y if out[0] == h else contract_axis(y, bins_h, -2)  # (..., oh, ow)
+        y = bin_sum(bin_sum(x, bins_w, -1), bins_h, -2)  # (..., H, ow) then (..., oh, ow)
         ctx.count = bins_h.sum(axis=1)[:, None] * bins_w.sum(axis=1)[None, :]  # (oh, ow)
         ctx.bins_h, ctx.bins_w, ctx.shape = bins_h, bins_w, x.shape
         return np.asarray(y / ctx.count, dtype=x.dtype)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        h, w = ctx.shape[-2:]
-        g = grad / ctx.count  # (..., oh, ow)
-        g = g if g.shape[-2] == h else contract_axis(g, ctx.bins_h.T, -2)  # (..., H, ow)
-        g = g if g.shape[-1] == w else contract_axis(g, ctx.bins_w.T, -1)  # (..., H, W)
+        g = bin_spread(bin_spread(grad / ctx.count, ctx.bins_h, -2), ctx.bins_w, -1)  # (..., H, ow) then (..., H, W)
         return (np.ascontiguousarray(g, dtype=grad.dtype),)
 
 
