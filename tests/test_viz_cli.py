@@ -64,6 +64,7 @@ def written(capsys, out: Path) -> Path:
      "receptive-field-features_4-3-1-2.png"),
     ("saliency", ["--test-index", "1", "--target", "7"], "saliency.png"),
     ("gradcam", ["--test-index", "1"], "gradcam-features_3.png"),  # the ReLU after the last conv
+    ("confusion", ["--normalize"], "confusion.png"),
 ])
 def test_checkpoint_views(tmp_path, capsys, run_dir, view, extra, name):
     assert run(["visualize", view, str(run_dir), "--out", str(tmp_path), "--dpi", "40", *extra]) == 0

@@ -47,7 +47,8 @@ def _image(p: argparse.ArgumentParser) -> None:
 
 
 def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `visualize` and its views (filters, features, receptive-field, saliency, gradcam, curves, filters-demo)."""
+    """Add `visualize` and its views: filters, features, receptive-field, saliency, gradcam, confusion, curves,
+    filters-demo."""
     vis = subparsers.add_parser("visualize", help="draw filters, feature maps, saliency, curves ... as PNG files",
                                 description="Pictures of what a trained checkpoint learned and looks at (needs "
                                             "matplotlib: pip install 'convolve[viz]').")
@@ -78,6 +79,11 @@ def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
                                                          "after it)")
         p.add_argument("--target", type=_int_at_least(0), default=None, help="class index (default: predicted)")
         _common(p)
+    p = views.add_parser("confusion", help="confusion matrix on the test split of the training dataset")
+    _checkpoint(p)
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the training one)")
+    p.add_argument("--normalize", action="store_true", help="show row fractions (recall) instead of counts")
+    _common(p)
     p = views.add_parser("curves", help="loss, accuracy and learning rate per epoch")
     p.add_argument("history", help="a run folder, or its history.csv / history.json")
     _common(p)
@@ -188,6 +194,23 @@ def _attribution(args: argparse.Namespace) -> Path:
     return path
 
 
+def _confusion(args: argparse.Namespace) -> Path:
+    from convolve import data, nn, viz
+    from convolve.cli import recipe
+    from convolve.train import evaluate
+
+    model, meta = _load(args)
+    root = args.data_dir or (meta.get("recipe") or {}).get("data_dir")
+    test_set = data.get_dataset(meta["dataset"], root=root, train=False)
+    loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
+    result = evaluate(model, loader, nn.CrossEntropyLoss())
+    path = _path(args, "confusion")
+    viz.plot_confusion_matrix(result.confusion_matrix, meta.get("classes"), path, normalize=args.normalize,
+                              dpi=args.dpi)
+    _say(f"test accuracy {result.accuracy:.4f} on {result.num_samples} images")
+    return path
+
+
 def _curves(args: argparse.Namespace) -> Path:
     from convolve import viz
 
@@ -210,7 +233,8 @@ def _filters_demo(args: argparse.Namespace) -> Path:
 
 
 HANDLERS = {"filters": _filters, "features": _features, "receptive-field": _receptive_field,
-            "saliency": _attribution, "gradcam": _attribution, "curves": _curves, "filters-demo": _filters_demo}
+            "saliency": _attribution, "gradcam": _attribution, "confusion": _confusion, "curves": _curves,
+            "filters-demo": _filters_demo}
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:

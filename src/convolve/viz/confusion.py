@@ -38,7 +38,8 @@ def plot_confusion_matrix(matrix: Any, classes: Sequence[str] | None = None, pat
     ax = fig.add_subplot(1, 1, 1)
     shown = ax.imshow(m, cmap="Blues", interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(k), names, rotation=90 if k > 10 else 0, fontsize=8)
+    long_names = k > 10 or max(len(n) for n in names) > 3
+    ax.set_xticks(range(k), names, rotation=90 if long_names else 0, fontsize=8)
     ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
