@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -24,7 +25,9 @@ class EpochProgress:
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True,
+            size = shutil.get_terminal_size((100, 20))  # a pty that reports size 0 would hide the bar
+            self.bar = tqdm(total=total, desc=desc, unit="batch", leave=True, ncols=min(size.columns, 160),
+                            nrows=size.lines,
                             file=stream if stream is not None else sys.stderr)
         self.start = time.perf_counter()
         self.loss_sum = 0.0
