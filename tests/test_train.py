@@ -235,9 +235,10 @@ def test_fit_errors(tmp_path):
         fit(model, loader, None, optimizer, 3, progress=False)
 
 
-def test_progress_bar_shows_metrics(capsys):
+def test_progress_bar_shows_metrics(monkeypatch):
     import io
 
+    monkeypatch.setenv("COLUMNS", "160")
     assert not progress_enabled(None, io.StringIO()) and progress_enabled(True) and not progress_enabled(False)
     stream = io.StringIO()
     bar = EpochProgress(2, "epoch 1/1", True, stream=stream)
