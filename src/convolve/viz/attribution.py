@@ -2,7 +2,9 @@
 
 - Saliency (Simonyan et al. 2014): |d score_t / d input|, the maximum over input channels, (H, W).
 - Grad-CAM (Selvaraju et al. 2017) at conv layer L with maps A^k: alpha_k = spatial mean of d score_t / d A^k,
-  cam = ReLU(sum_k alpha_k A^k), bilinearly upsampled to the input size (PyTorch's `align_corners=False`).
+  cam = ReLU(sum_k alpha_k A^k), bilinearly upsampled to the input size (PyTorch's `align_corners=False`); as in
+  the paper, the (h, w) map is stretched over the whole input (the layer's receptive-field offsets are ignored).
+  The layer is usually the last conv layer with maps larger than 1x1, or the activation right after it.
 The score is the model's raw output (logit) for class t, before any softmax; t defaults to the predicted class.
 Both run in eval mode and leave the parameters' `.grad` as they were.
 """
