@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
-        print("convolve: interrupted", file=sys.stderr)
+        print("convolve: interrupted (a training run keeps its last finished epoch: rerun it with --resume)",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:
         if debug:
