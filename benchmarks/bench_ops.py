@@ -3,8 +3,9 @@
     python benchmarks/bench_ops.py                # every case, 1 and 2 threads
     python benchmarks/bench_ops.py --threads 1 --repeat 5 --only vgg
 
-Prints a table: median time, GFLOP/s (2 x MACs per forward; forward+backward counts 3x the forward's
-FLOPs: output, input gradient and weight gradient are one GEMM each) and the ratio convolve / PyTorch.
+Prints a table: median wall time, GFLOP/s (2 x MACs per forward; forward+backward counts 3x the forward's
+FLOPs: output, input gradient and weight gradient are one GEMM each), the median per-round ratio
+convolve / PyTorch (the two alternate call by call) and the median CPU time of forward+backward.
 PyTorch is the yardstick only; it is never imported by the library.
 """
 
@@ -86,43 +87,60 @@ def _ops(case: Case, lib: str) -> Callable:
     return lambda x, w: pool(x, case.kernel, case.stride)
 
 
-def _median_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: allocations, BLAS thread start
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _clock(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _inputs(case: Case, lib: str, rng: np.random.Generator) -> tuple[Callable[[], object], Callable[[], None]]:
+    """The (forward, forward+backward) closures of `case` in library `lib` ('cv' or 'torch'), float32."""
+    x_np = rng.standard_normal(case.shape).astype(np.float32)
+    w_np = (rng.standard_normal(case.weight_shape()) * 0.1).astype(np.float32) if case.op == "conv" else None
+    op = _ops(case, lib)
+    make = (lambda a, g: cv.tensor(a, requires_grad=g)) if lib == "cv" else (
+        lambda a, g: torch.tensor(a, requires_grad=g))
+    no_grad = cv.no_grad if lib == "cv" else torch.no_grad
+    x, xg = make(x_np, False), make(x_np, True)
+    w = None if w_np is None else make(w_np, True)
+
+    def forward() -> object:
+        with no_grad():
+            return op(x, w)
+
+    out_shape = tuple(forward().shape)  # type: ignore[attr-defined]
+    grad_np = rng.standard_normal(out_shape).astype(np.float32)
+    g = cv.tensor(grad_np) if lib == "cv" else torch.tensor(grad_np)
+
+    def train() -> None:
+        op(xg, w).backward(g)
+
+    return forward, train
 
 
 def time_case(case: Case, repeat: int) -> dict[str, float]:
-    """Median seconds of forward and forward+backward for both libraries (float32)."""
+    """Median seconds (wall and CPU) of forward and forward+backward for both libraries.
+
+    The two libraries alternate call by call, so that a burst of load from other processes on this shared
+    machine hits both; the ratio reported is the median of the per-round ratios.
+    """
     rng = np.random.default_rng(0)
-    x_np = rng.standard_normal(case.shape).astype(np.float32)
-    w_np = (rng.standard_normal(case.weight_shape()) * 0.1).astype(np.float32) if case.op == "conv" else None
-    results = {}
-    for lib in ("cv", "torch"):
-        op = _ops(case, lib)
-        make = (lambda a, g: cv.tensor(a, requires_grad=g)) if lib == "cv" else (
-            lambda a, g: torch.tensor(a, requires_grad=g))
-        x, xg = make(x_np, False), make(x_np, True)
-        w = None if w_np is None else make(w_np, True)
-        ctx = cv.no_grad() if lib == "cv" else torch.no_grad()
-
-        def forward(op=op, x=x, w=w, ctx=ctx) -> object:
-            with ctx:
-                return op(x, w)
-
-        out = forward()
-        grad_np = rng.standard_normal(tuple(out.shape)).astype(np.float32)
-        g = cv.tensor(grad_np) if lib == "cv" else torch.tensor(grad_np)
-
-        def train(op=op, xg=xg, w=w, g=g) -> None:
-            op(xg, w).backward(g)
-
-        results[f"{lib}_fwd"] = _median_time(forward, repeat)
-        results[f"{lib}_fwdbwd"] = _median_time(train, repeat)
+    fns = {lib: _inputs(case, lib, rng) for lib in ("cv", "torch")}
+    samples: dict[str, list[float]] = {}
+    for lib in ("cv", "torch"):  # warm-up: allocations, BLAS/OpenMP thread start
+        fns[lib][0]()
+        fns[lib][1]()
+    for _ in range(repeat):
+        for kind, idx in (("fwd", 0), ("fwdbwd", 1)):
+            for lib in ("cv", "torch"):
+                wall, cpu = _clock(fns[lib][idx])
+                samples.setdefault(f"{lib}_{kind}", []).append(wall)
+                samples.setdefault(f"{lib}_{kind}_cpu", []).append(cpu)
+    results = {k: statistics.median(v) for k, v in samples.items()}
+    for kind in ("fwd", "fwdbwd"):
+        ratios = [a / b for a, b in zip(samples[f"cv_{kind}"], samples[f"torch_{kind}"])]
+        results[f"ratio_{kind}"] = statistics.median(ratios)
     return results
 
 
@@ -132,8 +150,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--only", default="", help="run only cases whose name contains this text")
     args = parser.parse_args()
-    header = (f"{'case':30s} {'thr':>3s} {'fwd ms':>8s} {'torch':>8s} {'ratio':>6s} {'GF/s':>6s} "
-              f"{'f+b ms':>8s} {'torch':>8s} {'ratio':>6s} {'GF/s':>6s}")
+    header = (f"{'case':28s} {'thr':>3s} {'fwd ms':>7s} {'torch':>7s} {'ratio':>5s} {'GF/s':>5s} "
+              f"{'f+b ms':>7s} {'torch':>7s} {'ratio':>5s} {'GF/s':>5s} {'cpu ms':>7s} {'torch':>7s}")
     print(header)
     print("-" * len(header))
     for threads in args.threads:
@@ -145,11 +163,11 @@ def main() -> None:
                 r = time_case(case, args.repeat)
                 flops = case.forward_flops()
                 fb_flops = flops * (3 if case.op == "conv" else 2)
-                print(f"{case.name:30s} {threads:3d} {r['cv_fwd'] * 1e3:8.2f} {r['torch_fwd'] * 1e3:8.2f} "
-                      f"{r['cv_fwd'] / r['torch_fwd']:6.2f} {flops / r['cv_fwd'] / 1e9:6.1f} "
-                      f"{r['cv_fwdbwd'] * 1e3:8.2f} {r['torch_fwdbwd'] * 1e3:8.2f} "
-                      f"{r['cv_fwdbwd'] / r['torch_fwdbwd']:6.2f} {fb_flops / r['cv_fwdbwd'] / 1e9:6.1f}",
-                      flush=True)
+                print(f"{case.name:28s} {threads:3d} {r['cv_fwd'] * 1e3:7.2f} {r['torch_fwd'] * 1e3:7.2f} "
+                      f"{r['ratio_fwd']:5.2f} {flops / r['cv_fwd'] / 1e9:5.1f} "
+                      f"{r['cv_fwdbwd'] * 1e3:7.2f} {r['torch_fwdbwd'] * 1e3:7.2f} "
+                      f"{r['ratio_fwdbwd']:5.2f} {fb_flops / r['cv_fwdbwd'] / 1e9:5.1f} "
+                      f"{r['cv_fwdbwd_cpu'] * 1e3:7.2f} {r['torch_fwdbwd_cpu'] * 1e3:7.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -36,12 +36,48 @@ from convolve.nn.functional._conv_args import (
     parse_padding,
     transposed_output_size,
 )
-from convolve.nn.functional._im2col import batch_chunks, col2im, grouped_matmul, im2col
+from convolve.nn.functional._depthwise import depthwise_backward, depthwise_forward, is_depthwise
+from convolve.nn.functional._im2col import (
+    batch_chunks,
+    col2im,
+    col2im_nhwc,
+    conv_nhwc,
+    conv_weight_grad,
+    grouped_matmul,
+    im2col,
+    out_size,
+)
 from convolve.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_transpose1d", "conv_transpose2d"]
 
 Pair = tuple[int, int]
+
+
+# Convolution outputs (and input gradients) are returned as NCHW views of channels-last memory, the way
+# PyTorch's `channels_last` format works: the GEMM writes NHWC rows, and the next layer's NHWC view of its
+# input is then free. Elementwise ops keep the layout (NumPy's order='K'); every op accepts any strides.
+CHANNELS_LAST = True
+
+
+def _nchw(a: np.ndarray) -> np.ndarray:
+    """An (N, H, W, C) array as (N, C, H, W): a view (channels-last memory) or a contiguous copy."""
+    view = a.transpose(0, 3, 1, 2)
+    return view if CHANNELS_LAST else np.ascontiguousarray(view)
+
+
+def _w_mat(weight: np.ndarray, groups: int) -> np.ndarray:
+    """Filters (K, Cg, kh, kw) as GEMM operands (G, kh*kw*Cg, Kg), rows in the channels-last im2col order."""
+    k, c_g, kh, kw = weight.shape
+    w5 = weight.reshape(groups, k // groups, c_g, kh, kw)
+    return w5.transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * c_g, k // groups)
+
+
+def _flipped_w_mat(weight: np.ndarray, groups: int) -> np.ndarray:
+    """The filters of the input gradient of a stride-1 conv: spatially flipped, in/out swapped (G, kh*kw*Kg, Cg)."""
+    k, c_g, kh, kw = weight.shape
+    w5 = weight.reshape(groups, k // groups, c_g, kh, kw)[..., ::-1, ::-1]
+    return w5.transpose(0, 3, 4, 1, 2).reshape(groups, kh * kw * (k // groups), c_g)
 
 
 class Conv2dFunction(Function):
@@ -50,55 +86,44 @@ class Conv2dFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, *, stride: Pair,
                 padding: Pads, dilation: Pair, groups: int) -> np.ndarray:
-        x_pad = np.pad(x, ((0, 0), (0, 0), *padding)) if any(map(any, padding)) else x  # (N, C, Hp, Wp)
-        n, c, hp, wp = x_pad.shape
-        k, c_g, kh, kw = weight.shape
-        oh = conv_output_size(hp, kh, stride[0], 0, dilation[0])
-        ow = conv_output_size(wp, kw, stride[1], 0, dilation[1])
-        w_mat = weight.reshape(groups, k // groups, c_g * kh * kw).transpose(0, 2, 1)  # (G, Cg*kh*kw, Kg)
+        n, c, h, w = x.shape
+        k, _, kh, kw = weight.shape
+        src = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view; free when x is channels-last
+        oh, ow = out_size((h + sum(padding[0]), w + sum(padding[1])), (kh, kw), stride, dilation)
         out = np.empty((n, oh, ow, k), dtype=x.dtype)  # NHWC: the GEMM writes rows of output pixels
-        for chunk in batch_chunks(n, oh * ow * c * kh * kw * x.itemsize):
-            cols = im2col(x_pad[chunk], (kh, kw), stride, dilation, (oh, ow))  # (n, oh, ow, C, kh, kw)
-            cols = cols.reshape(-1, groups, c_g * kh * kw).transpose(1, 0, 2)  # (G, n*oh*ow, Cg*kh*kw)
-            y = grouped_matmul(cols, w_mat)  # (G, n*oh*ow, Kg)
-            out[chunk] = y.transpose(1, 0, 2).reshape(-1, oh, ow, k)  # (n, oh, ow, K)
-        if bias is not None:
-            out += bias  # broadcast over the last (channel) axis
-        ctx.save_for_backward(x_pad, weight)
-        ctx.geometry = (stride, padding, dilation, groups, x.shape)
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))  # (N, K, oh, ow)
+        if is_depthwise(c, weight.shape, groups):
+            depthwise_forward(src, weight, bias, stride, dilation, padding, out)
+        else:
+            conv_nhwc(src, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, out, bias)
+        ctx.save_for_backward(x, weight)  # no im2col cached: backward rebuilds it chunk by chunk
+        ctx.geometry = (stride, padding, dilation, groups)
+        return _nchw(out)  # (N, K, oh, ow)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        x_pad, weight = ctx.saved
-        stride, padding, dilation, groups, x_shape = ctx.geometry
+        x, weight = ctx.saved
+        stride, padding, dilation, groups = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad
-        n, c, hp, wp = x_pad.shape
+        n, c, h, w = x.shape
         k, c_g, kh, kw = weight.shape
-        _, _, oh, ow = grad.shape
-        g_nhwc = grad.transpose(0, 2, 3, 1)  # (N, oh, ow, K)
-        w_mat = weight.reshape(groups, k // groups, c_g * kh * kw)  # (G, Kg, Cg*kh*kw)
-        dx_pad = np.empty_like(x_pad) if need_x else None
-        dw_t = np.zeros((groups, c_g * kh * kw, k // groups), dtype=weight.dtype) if need_w else None
-        for chunk in batch_chunks(n, oh * ow * c * kh * kw * x_pad.itemsize):
-            g_mat = np.ascontiguousarray(g_nhwc[chunk]).reshape(-1, groups, k // groups)  # (n*oh*ow, G, Kg)
-            g_mat = g_mat.transpose(1, 0, 2)  # (G, n*oh*ow, Kg)
-            if dw_t is not None:  # correlation of the input with dY: dW^T = cols^T @ dY
-                cols = im2col(x_pad[chunk], (kh, kw), stride, dilation, (oh, ow))  # rebuilt, not cached
-                cols = cols.reshape(-1, groups, c_g * kh * kw).transpose(1, 0, 2)  # (G, n*oh*ow, Cg*kh*kw)
-                # this orientation, not dY^T @ cols: OpenBLAS takes a slow path on the latter (PERF_NOTES)
-                dw_t += grouped_matmul(cols.transpose(0, 2, 1), g_mat)  # (G, Cg*kh*kw, Kg)
-            if dx_pad is not None:  # full convolution with flipped filters = col2im(dY @ W)
-                dcols = grouped_matmul(g_mat, w_mat)  # (G, n*oh*ow, Cg*kh*kw)
-                dcols = dcols.transpose(1, 0, 2).reshape(-1, oh, ow, c, kh, kw)  # (n, oh, ow, C, kh, kw)
-                dx_pad[chunk] = col2im(dcols, (hp, wp), stride, dilation)  # (n, C, Hp, Wp)
-        dx = None
-        if dx_pad is not None:
-            (top, _), (left, _) = padding
-            dx = np.ascontiguousarray(dx_pad[:, :, top:top + x_shape[2], left:left + x_shape[3]])  # (N, C, H, W)
-        dw_out = None if dw_t is None else np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(weight.shape)
-        db = grad.sum(axis=(0, 2, 3)) if need_b else None  # (K,)
-        return dx, dw_out, db
+        src, g = x.transpose(0, 2, 3, 1), grad.transpose(0, 2, 3, 1)  # (N, H, W, C), (N, oh, ow, K)
+        dx = np.empty((n, h, w, c), dtype=x.dtype) if need_x else None
+        dw = None
+        if is_depthwise(c, weight.shape, groups):
+            dw = depthwise_backward(src, g, weight, stride, dilation, padding, dx, need_w)
+        else:
+            if need_w:  # the correlation of the input with dY
+                dw_mat = conv_weight_grad(src, g, (kh, kw), stride, dilation, padding, groups)  # (G, kh*kw*Cg, Kg)
+                dw = np.ascontiguousarray(dw_mat.reshape(groups, kh, kw, c_g, k // groups).transpose(0, 4, 3, 1, 2))
+                dw = dw.reshape(weight.shape)
+            if dx is not None and stride == (1, 1):  # a full convolution of dY with the flipped filters
+                g_pads = tuple((d * (kk - 1) - lo, d * (kk - 1) - hi) for (lo, hi), kk, d in
+                               zip(padding, (kh, kw), dilation))
+                conv_nhwc(g, _flipped_w_mat(weight, groups), (kh, kw), (1, 1), dilation, g_pads, dx)
+            elif dx is not None:  # strided: col2im(dY @ W^T) scatters each column back onto its pixel
+                col2im_nhwc(g, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, dx)
+        db = g.sum(axis=(0, 1, 2)) if need_b else None  # (K,)
+        return None if dx is None else _nchw(dx), dw, db
 
 
 class ConvTranspose2dFunction(Function):

@@ -1,0 +1,108 @@
+"""Parallelism over batch chunks with Python threads while OpenBLAS is held to one thread (no dependencies).
+
+The convolutions split the batch into chunks of a few MB; `run_chunks` hands the chunks to as many threads as
+OpenBLAS is currently allowed (so `threadpoolctl.threadpool_limits(1)` or OPENBLAS_NUM_THREADS=1 also make the
+convolutions single-threaded), and meanwhile sets OpenBLAS itself to one thread: each chunk's GEMM is then a
+single-threaded call, which avoids OpenBLAS's slow 2-thread tall-skinny products and its spinning barriers on a
+loaded machine (PERF_NOTES). NumPy releases the GIL inside GEMMs, copies and ufuncs, so the threads overlap.
+
+The OpenBLAS thread count is read and set through `ctypes` on the library NumPy loaded (found in
+/proc/self/maps; a few microseconds per call, unlike threadpoolctl's ~0.7 ms context manager). When it cannot
+be found (another BLAS, another OS), everything runs on the calling thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np  # noqa: F401  - loads the BLAS library whose symbols are looked up below
+
+__all__ = ["blas_threads", "get_num_threads", "run_chunks", "set_num_threads"]
+
+W = TypeVar("W")
+
+_SET_NAMES = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
+_GET_NAMES = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads")
+
+
+def _find_openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
+    """(set, get) of the OpenBLAS thread count of the library NumPy uses, or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        lib = ctypes.CDLL(path)
+        setter = next((getattr(lib, s) for s in _SET_NAMES if hasattr(lib, s)), None)
+        getter = next((getattr(lib, g) for g in _GET_NAMES if hasattr(lib, g)), None)
+        if setter is not None and getter is not None:
+            setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
+            return setter, getter
+    return None
+
+
+_BLAS = _find_openblas()
+_override: int | None = None  # set_num_threads() value; None follows OpenBLAS's own setting
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def blas_threads() -> int:
+    """OpenBLAS's current thread count (1 when the library was not found)."""
+    return 1 if _BLAS is None else max(1, int(_BLAS[1]()))
+
+
+def set_num_threads(n: int | None) -> None:
+    """Threads the convolutions use over batch chunks; None (default) follows OpenBLAS's thread count."""
+    global _override
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads: `n` must be a positive int or None, got {n!r}")
+    _override = n
+
+
+def get_num_threads() -> int:
+    """Threads the next chunked convolution will use."""
+    if _BLAS is None:
+        return 1
+    return _override if _override is not None else blas_threads()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None or _pool._max_workers < workers:  # created once, grown if asked for more threads
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convolve")
+        return _pool
+
+
+def run_chunks(task: Callable[[slice, W], None], chunks: Sequence[slice], make: Callable[[], W]) -> list[W]:
+    """Run task(chunk, workspace) over every chunk; one workspace per thread; return the workspaces."""
+    threads = min(get_num_threads(), len(chunks))
+    if threads <= 1 or _BLAS is None:
+        ws = make()
+        for chunk in chunks:
+            task(chunk, ws)
+        return [ws]
+    queue = iter(chunks)  # shared: next() on a list iterator is atomic under the GIL
+    workspaces = [make() for _ in range(threads)]
+
+    def worker(ws: W) -> None:
+        for chunk in queue:
+            task(chunk, ws)
+
+    setter, getter = _BLAS
+    previous = int(getter())
+    setter(1)
+    try:
+        futures = [_executor(threads - 1).submit(worker, ws) for ws in workspaces[1:]]
+        worker(workspaces[0])  # the calling thread works too
+        for f in futures:
+            f.result()
+    finally:
+        setter(previous)
+    return workspaces
