@@ -130,8 +130,8 @@ def test_dropout_is_reproducible_with_manual_seed() -> None:
 )
 def test_conv2d_configurations_match_torch(n, cin, cout, k, stride, pad, dil, size, mode, groups) -> None:
     cin, cout = cin * groups, cout * groups
-    if dil * (k - 1) + 1 > size + 2 * pad or (mode != "zeros" and pad >= size):
-        return
+    if dil * (k - 1) + 1 > size - 1 + 2 * pad or (mode != "zeros" and pad >= size - 1):
+        return  # the input is (size, size - 1): the kernel must fit the narrower side
     spec = Spec("hyp", lambda L: L.nn.Conv2d(cin, cout, k, stride, pad, dil, groups, padding_mode=mode),
                 (n, cin, size, size - 1), ())
     ours, theirs = build_pair(spec, np.float64)
