@@ -82,8 +82,8 @@ class MaxPool2d(Function):
         xp, y = ctx.saved
         arg = _argmax_tap(xp, y, ctx.taps, *ctx.window) if ctx.arg is None else ctx.arg  # (..., oh, ow)
         gxp = np.zeros(xp.shape, dtype=grad.dtype)  # (..., Hp, Wp)
-        for tap, rows, cols in ctx.taps:  # overlapping windows accumulate
-            gxp[..., rows, cols] += np.where(arg == tap, grad, 0)
+        target = _argmax_flat_index(arg, xp.shape, *ctx.window)  # (..., oh, ow) into gxp.ravel()
+        np.add.at(gxp.reshape(-1), target.ravel(), grad.ravel())  # overlapping windows accumulate
         (top, _), (left, _) = ctx.pads
         h, w = ctx.shape[-2:]
         return (np.ascontiguousarray(gxp[..., top : top + h, left : left + w]),)
@@ -106,6 +106,19 @@ def _argmax_tap(xp: np.ndarray, y: np.ndarray, taps: list[tuple[int, slice, slic
     if padding != (0, 0):
         np.copyto(arg, first, where=y == -np.inf)  # otherwise a padded tap (-inf too) would be taken
     return arg
+
+
+def _argmax_flat_index(arg: np.ndarray, padded_shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Pair,
+                       dilation: Pair, out: Pair) -> np.ndarray:
+    """Flat position in the padded input (all leading axes included) of each window's arg-max tap. # (..., oh, ow)"""
+    hp, wp = padded_shape[-2:]
+    tap_offset = (np.arange(kernel[0])[:, None] * dilation[0] * wp + np.arange(kernel[1])[None, :] * dilation[1])
+    window_start = (np.arange(out[0]) * stride[0] * wp)[:, None] + (np.arange(out[1]) * stride[1])[None, :]
+    plane_start = np.arange(int(np.prod(padded_shape[:-2], dtype=np.int64)), dtype=np.int64) * (hp * wp)
+    index = tap_offset.ravel().astype(np.int64)[arg]  # (..., oh, ow)
+    index += window_start
+    index += plane_start.reshape((*padded_shape[:-2], 1, 1))
+    return index
 
 
 def _assign_where(target: np.ndarray, value: np.ndarray, mask: np.ndarray) -> None:
