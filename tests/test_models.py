@@ -165,16 +165,19 @@ def test_zfnet_geometry() -> None:
 
 # ----- VGG, ResNet ------------------------------------------------------------------------------------------
 def test_vgg_only_3x3_convs_and_2x2_pools() -> None:
-    m = M.vgg16()
-    for mod in m.features:
-        if isinstance(mod, nn.Conv2d):
-            assert (mod.kernel_size, mod.stride, mod.padding) == ((3, 3), (1, 1), (1, 1))
-        elif isinstance(mod, nn.MaxPool2d):
-            assert (mod.kernel_size, mod.stride) == (2, 2)
-    keys = list(m.state_dict())
-    assert keys[:2] == ["features.0.weight", "features.0.bias"] and keys[-1] == "classifier.6.bias"
-    assert m.classifier[0].weight.numel() == 102_760_448
-    assert "features.1.num_batches_tracked" in M.vgg11_bn().state_dict()
+    """The conv part of every configuration (the full models are built in test_models_zoo / _torchvision)."""
+    from convolve.models.vgg import VGG_CONFIGS, make_vgg_features
+
+    for config, n_convs in (("A", 8), ("B", 10), ("D", 13), ("E", 16)):
+        features = make_vgg_features(VGG_CONFIGS[config], batch_norm=config == "D")
+        convs = [m for m in features if isinstance(m, nn.Conv2d)]
+        pools = [m for m in features if isinstance(m, nn.MaxPool2d)]
+        assert len(convs) == n_convs and len(pools) == 5  # + 3 FC layers: VGG-11, -13, -16, -19
+        assert all((c.kernel_size, c.stride, c.padding) == ((3, 3), (1, 1), (1, 1)) for c in convs)
+        assert all((p.kernel_size, p.stride) == (2, 2) for p in pools)
+    keys = list(make_vgg_features(VGG_CONFIGS["A"], batch_norm=True).state_dict())
+    assert keys[:6] == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"]
+    assert keys[6] == "1.num_batches_tracked"
 
 
 def test_resnet_keys_and_blocks() -> None:
