@@ -42,14 +42,15 @@ __all__ = [
     "max_pool2d",
 ]
 
+
 def _taps(kernel: Pair, stride: Pair, dilation: Pair, out: Pair) -> list[tuple[int, slice, slice]]:
     """(tap number, row slice, column slice) of every kernel tap, in row-major order, over the padded input."""
-    return [
-        (a * kernel[1] + b, window_slice(a * dilation[0], stride[0], out[0]), window_slice(b * dilation[1], stride[1],
-                                                                                              out[1]))
-        for a in range(kernel[0])
-        for b in range(kernel[1])
-    ]
+    taps = []
+    for a in range(kernel[0]):
+        rows = window_slice(a * dilation[0], stride[0], out[0])
+        for b in range(kernel[1]):
+            taps.append((a * kernel[1] + b, rows, window_slice(b * dilation[1], stride[1], out[1])))
+    return taps
 
 
 class MaxPool2d(Function):
@@ -234,6 +235,8 @@ class AdaptiveMaxPool2d(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, out: Pair, indices: list[np.ndarray] | None = None) -> np.ndarray:
+        # Max over columns, then rows: the first row holding the bin's maximum, and in it the first column, is
+        # exactly the first maximum of PyTorch's row-major scan (and its last NaN), so the split is exact.
         h, w = x.shape[-2:]
         row_max, col = _segment_max(x, w, out[1], -1)  # (..., H, ow): per row, max over each column bin
         y, row = _segment_max(row_max, h, out[0], -2)  # (..., oh, ow)
@@ -253,7 +256,6 @@ class AdaptiveMaxPool2d(Function):
         gx = np.zeros(lead * plane, dtype=grad.dtype)
         np.add.at(gx, target.ravel(), grad.ravel())  # bins may overlap: repeated indices accumulate
         return (gx.reshape(ctx.shape),)
-
 
 
 def _as_2d(input: Tensor, dims: int) -> Tensor:
