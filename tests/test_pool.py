@@ -97,6 +97,17 @@ def test_max_pool_nan_and_minus_inf_windows_as_torch(special):
     assert_indices_match(F.max_pool2d, TF.max_pool2d, x, kwargs)
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_return_indices_path_gives_the_same_gradient_and_unbatched_indices(dims):
+    """With return_indices the arg-max is found in forward and reused by backward; unbatched indices too."""
+    ours, theirs = (F.max_pool1d, TF.max_pool1d) if dims == 1 else (F.max_pool2d, TF.max_pool2d)
+    x = np.round(np.random.default_rng(6).standard_normal((2, 3) + (7,) * dims))  # ties included
+    kwargs = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
+    compare_with_torch(lambda a: ours(a, return_indices=True, **kwargs)[0],
+                       lambda a: theirs(a, return_indices=True, **kwargs)[0], [x])
+    assert_indices_match(ours, theirs, x[0], kwargs)
+
+
 def test_window_of_padding_only_gives_minus_inf_and_no_gradient():
     """Taps -1 and 1 of a 1-wide input are both padding; PyTorch's gradient there lands in the next channel."""
     x = cv.tensor(np.ones((1, 2, 1, 1)), requires_grad=True)
