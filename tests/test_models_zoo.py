@@ -50,6 +50,12 @@ REFERENCE_PARAMS = {
     "vgg_small": (3 * 64 * 9 + 64) + (64 * 64 * 9 + 64) + (64 * 128 * 9 + 128) + (128 * 128 * 9 + 128)
     + (128 * 256 * 9 + 256) + (256 * 4 * 4 * 10 + 10),
 }
+# torchvision's published "GFLOPS" per model, which count multiply-accumulates of convs and linear layers, i.e.
+# MACs in our terms (eval mode: aux heads excluded), 224x224 input (299 for Inception v3).
+TORCHVISION_GMACS = {"alexnet_torchvision": 0.71, "vgg11": 7.61, "vgg11_bn": 7.61, "vgg13": 11.31, "vgg13_bn": 11.31,
+                     "vgg16": 15.47, "vgg16_bn": 15.47, "vgg19": 19.63, "vgg19_bn": 19.63, "googlenet": 1.50,
+                     "inception_v3": 5.71, "resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09}
+AUX = ("aux1.", "aux2.", "AuxLogits.")
 # Batch 2 for Inception v3: in training mode its aux head's BatchNorm sees a 1x1 map (PyTorch needs > 1 value).
 BATCH = {"inception_v3": 2}
 
@@ -77,8 +83,11 @@ def test_zoo_model(name: str) -> None:
         assert row.claimed_shape == row.output_shape, f"{name}.{row.name}: claimed {row.claimed_shape}"
         assert row.receptive_field is not None, f"{name}.{row.name}: receptive field unknown"
         assert row.flops == 2 * row.macs
-    outputs = s.output if isinstance(s.output, tuple) else (s.output,)
     batch = BATCH.get(name, 1)
+    if name in TORCHVISION_GMACS:
+        macs = sum(r.macs for r in s.rows if not r.name.startswith(AUX)) / batch
+        assert round(macs / 1e9, 2) == TORCHVISION_GMACS[name], f"{name}: {macs:,} MACs"
+    outputs = s.output if isinstance(s.output, tuple) else (s.output,)
     for out in outputs:
         assert out.shape == (batch, spec.num_classes)
         assert np.isfinite(out.numpy()).all()
