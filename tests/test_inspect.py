@@ -235,6 +235,16 @@ def test_summary_of_a_single_layer_and_modes() -> None:
     assert summary(nn.Conv2d(1, 1, 1).double(), (1, 2, 2)).dtype == "float64"
 
 
+def test_summary_of_1d_layers_and_under_no_grad() -> None:
+    model = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.MaxPool1d(2), nn.Conv1d(3, 1, 3, dilation=2))
+    rows = summary(model, (2, 16)).rows
+    assert [r.output_shape for r in rows] == [(1, 3, 16), (1, 3, 8), (1, 1, 4)]
+    assert [r.claimed_shape for r in rows] == [r.output_shape for r in rows]
+    assert [(r.receptive_field[0].size, r.receptive_field[0].jump) for r in rows] == [(3, 1), (4, 2), (12, 2)]
+    with cv.no_grad():  # the graph that carries the fields is recorded anyway
+        assert summary(Branchy(), (1, 8, 8)).rows[-1].receptive_field[0].size == 5
+
+
 def test_summary_errors() -> None:
     with pytest.raises(TypeError, match=r"summary: `model` must be a convolve\.nn\.Module, got function"):
         summary(lambda x: x, (1, 2, 2))  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from convolve import nn
+from convolve.autograd import enable_grad
 from convolve.inspect.geometry import INPUT_FIELD, AxisField, Window, infer_output_shape, module_costs, module_windows
 from convolve.tensor import Tensor
 
@@ -145,7 +146,7 @@ class _Recorder:
         call = self.calls[id(module)] = self.calls.get(id(module), 0) + 1
         fields = self._fields(module, x, y)
         macs, unshared = module_costs(module, x.shape, y.shape)
-        params = [p for p in module.parameters()] if call == 1 else []
+        params = list(module.parameters()) if call == 1 else []
         self.rows.append(LayerRow(
             name=name or type(module).__name__, type=type(module).__name__, input_shape=tuple(x.shape),
             output_shape=tuple(y.shape), claimed_shape=infer_output_shape(module, x.shape),
@@ -208,7 +209,8 @@ def summary(model: nn.Module, input_size: Sequence[int] | None = None, batch_siz
 
     `input_size` defaults to the model's `input_size` attribute (zoo models have one); `dtype` defaults to
     the parameters' dtype; `mode` 'eval' (default: aux heads off, BatchNorm on running stats) or 'train'.
-    The model's mode is restored afterwards; the returned `output` still carries its graph.
+    The model's mode is restored afterwards (in 'train' mode BatchNorm updates its running statistics, as in
+    any training forward); the returned `output` still carries its graph, so `output.sum().backward()` works.
     """
     size = _check_args(model, input_size, batch_size, mode)
     dt = _model_dtype(model, dtype)
@@ -220,7 +222,8 @@ def summary(model: nn.Module, input_size: Sequence[int] | None = None, batch_siz
     was_training = model.training
     model.train(mode == "train")
     try:
-        output = model(x)
+        with enable_grad():  # even inside no_grad(): the fields are carried by the recorded graph
+            output = model(x)
     finally:
         for h in handles:
             h.remove()
