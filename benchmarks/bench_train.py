@@ -89,7 +89,8 @@ def main() -> None:
         print(json.dumps(run_worker(args.worker[0], args.worker[1], args.steps, args.threads[0], args.batch)))
         return
     header = (f"{'network':10s} {'thr':>3s} {'cv ms':>8s} {'torch ms':>8s} {'ratio':>6s} {'cv img/s':>9s} "
-              f"{'torch img/s':>11s} {'cv cpu ms':>9s} {'cv MB':>7s} {'torch MB':>8s} {'mem ratio':>9s}")
+              f"{'torch img/s':>11s} {'cv cpu ms':>9s} {'torch cpu':>9s} {'cpu ratio':>9s} {'cv MB':>7s} "
+              f"{'torch MB':>8s} {'mem ratio':>9s}")
     print(header)
     print("-" * len(header))
     for threads in args.threads:
@@ -105,6 +106,7 @@ def main() -> None:
             cv_s, th_s = r["cv"]["median_s"], r["torch"]["median_s"]
             print(f"{name:10s} {threads:3d} {cv_s * 1e3:8.1f} {th_s * 1e3:8.1f} {cv_s / th_s:6.2f} "
                   f"{args.batch / cv_s:9.0f} {args.batch / th_s:11.0f} {r['cv']['cpu_s'] * 1e3:9.1f} "
+                  f"{r['torch']['cpu_s'] * 1e3:9.1f} {r['cv']['cpu_s'] / r['torch']['cpu_s']:9.2f} "
                   f"{r['cv']['rss_mb']:7.0f} {r['torch']['rss_mb']:8.0f} "
                   f"{r['cv']['rss_mb'] / r['torch']['rss_mb']:9.2f}", flush=True)
 

@@ -57,7 +57,11 @@ Pair = tuple[int, int]
 # Convolution outputs (and input gradients) are returned as NCHW views of channels-last memory, the way
 # PyTorch's `channels_last` format works: the GEMM writes NHWC rows, and the next layer's NHWC view of its
 # input is then free. Elementwise ops keep the layout (NumPy's order='K'); every op accepts any strides.
-CHANNELS_LAST = True
+CHANNELS_LAST = False  # measured: no faster per training step (BatchNorm/pool reductions slow down), so off
+
+# The stride-1 input gradient runs as a convolution of dY with the flipped filters when the layer has at least
+# this many input channels per group (its GEMM writes C columns); below, col2im(dY @ W) is faster (measured).
+FLIPPED_MIN_CHANNELS = 8
 
 
 def _nchw(a: np.ndarray) -> np.ndarray:
@@ -116,7 +120,7 @@ class Conv2dFunction(Function):
                 dw_mat = conv_weight_grad(src, g, (kh, kw), stride, dilation, padding, groups)  # (G, kh*kw*Cg, Kg)
                 dw = np.ascontiguousarray(dw_mat.reshape(groups, kh, kw, c_g, k // groups).transpose(0, 4, 3, 1, 2))
                 dw = dw.reshape(weight.shape)
-            if dx is not None and stride == (1, 1):  # a full convolution of dY with the flipped filters
+            if dx is not None and stride == (1, 1) and c_g >= FLIPPED_MIN_CHANNELS:  # full conv, flipped filters
                 g_pads = tuple((d * (kk - 1) - lo, d * (kk - 1) - hi) for (lo, hi), kk, d in
                                zip(padding, (kh, kw), dilation))
                 conv_nhwc(g, _flipped_w_mat(weight, groups), (kh, kw), (1, 1), dilation, g_pads, dx)
