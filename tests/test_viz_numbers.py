@@ -324,3 +324,11 @@ def test_history_errors(tmp_path):
         viz.load_history(tmp_path / "h.txt")
     with pytest.raises(TypeError, match="`source` must be a dict of lists"):
         viz.load_history([1, 2])
+
+
+def test_importing_viz_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys, convolve.viz; assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True)
