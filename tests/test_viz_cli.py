@@ -130,3 +130,12 @@ def test_default_layer_skips_1x1_maps_and_main_reports_errors_in_one_line(tmp_pa
     assert "layer 's2' (AvgPool2d) is not a 2-D convolution; valid conv layers: c1, c3, c5" in capsys.readouterr().err
     assert main(["visualize", "filters"]) == 2
     assert "the following arguments are required: checkpoint" in capsys.readouterr().err
+
+
+def test_wired_into_the_convolve_command(tmp_path, capsys, run_dir):
+    from convolve.cli import main
+
+    assert main(["visualize", "filters", str(run_dir), "--layer", "features.0", "--out", str(tmp_path)]) == 0
+    assert written(capsys, tmp_path).name == "filters-features_0.png"
+    assert main(["visualize", "filters", str(run_dir), "--layer", "flatten", "--out", str(tmp_path)]) == 1
+    assert "valid conv layers: features.0, features.2" in capsys.readouterr().err
