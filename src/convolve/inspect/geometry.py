@@ -79,13 +79,13 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilat
 
     With `ceil_mode` the last window must start inside the input or the left padding, as in PyTorch.
     """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if span < 0:
-        raise ValueError(f"output_size: the dilated kernel ({dilation * (kernel - 1) + 1}) is larger than the "
-                         f"padded input ({size + 2 * padding})")
+    span = size + 2 * padding - dilation * (kernel - 1) - 1  # how far the first window may travel
     out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
+    if out < 1:
+        raise ValueError(f"output_size: the dilated kernel ({dilation * (kernel - 1) + 1}) is larger than the "
+                         f"padded input ({size + 2 * padding})")
     return out
 
 
