@@ -141,6 +141,8 @@ def test_predict_wrong_size_and_channels(capsys, digits_run, tmp_path):
     (["evaluate", "/nonexistent.npz"], ["no checkpoint file at /nonexistent.npz"]),
     (["summary", "nosuchnet"], ["unknown model"]),
     (["train", "--lr"], ["expected one argument"]),
+    (["train", "--lr", "1e6", "--optimizer", "sgd"], ["training loss became nan", "lower learning rate"]),
+    (["train", "--resume"], ["cannot resume, no checkpoint"]),
 ])
 def test_errors_are_one_line(capsys, tmp_path, argv, needles):
     if argv[0] == "train" and argv[-1] != "--lr":

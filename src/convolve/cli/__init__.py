@@ -7,6 +7,7 @@ ONE line on stderr and a non-zero exit code; `--debug` shows the traceback inste
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from convolve.cli.parser import UsageError, build_parser
@@ -33,7 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         from convolve.cli.commands import COMMANDS
 
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            if not debug:  # overflow warnings are reported once, as the non-finite loss error of `fit`
+                warnings.simplefilter("ignore", RuntimeWarning)
+            return COMMANDS[args.command](args)
     except UsageError as e:
         print(_one_line(e), file=sys.stderr)
         return EXIT_USAGE
