@@ -83,6 +83,7 @@ class _FieldTracker:
     def __init__(self, x: Tensor, nd: int) -> None:
         self.nd, self.rank = nd, x.ndim
         self.known: dict[int, tuple[Fields, tuple[int, ...] | None]] = {}
+        self.unknown: set[int] = set()  # ids of tensors already found to have no field
         self.alive: list[Tensor] = []  # keeps recorded tensors alive so that their ids stay unique
         if nd > 0:  # a (N, F) input has no spatial axes: no fields to report
             self.set(x, (INPUT_FIELD,) * nd)
@@ -108,10 +109,12 @@ class _FieldTracker:
         if id(t) in self.known:
             return self.known[id(t)]
         node = t._node
-        if node is None:
+        if node is None or id(t) in self.unknown:
             return None
         found = [f for f in (self.field_of(p) for p in node.inputs if isinstance(p, Tensor)) if f is not None]
-        if not found:
+        if not found:  # only parameters and constants upstream (remembered: graphs can be diamonds)
+            self.unknown.add(id(t))
+            self.alive.append(t)
             return None
         dst = self.spatial(t)
         same = [f for f, s in found if s == dst] or [f for f, _ in found]
