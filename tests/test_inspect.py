@@ -249,6 +249,26 @@ def test_summary_of_1d_layers_and_under_no_grad() -> None:
         assert summary(Branchy(), (1, 8, 8)).rows[-1].receptive_field[0].size == 5
 
 
+class FromParameters(nn.Module):
+    """A layer fed by a tensor computed from parameters only: it has no receptive field ('?' in the table)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pattern = nn.Parameter(cv.ones(1, 1, 4, 4))
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.head = nn.Conv2d(1, 1, 1)
+
+    def forward(self, x: cv.Tensor) -> cv.Tensor:
+        return self.head(x + self.conv(self.pattern * 2))
+
+
+def test_layers_without_a_field() -> None:
+    s = summary(FromParameters(), (1, 4, 4))
+    assert s.rows[0].name == "conv" and s.rows[0].receptive_field is None
+    assert s.rows[1].receptive_field[0].size == 1  # the input's field, through the addition
+    assert str(s).splitlines()[4].split()[-3:] == ["?", "?", "?"]
+
+
 def test_summary_errors() -> None:
     with pytest.raises(TypeError, match=r"summary: `model` must be a convolve\.nn\.Module, got function"):
         summary(lambda x: x, (1, 2, 2))  # type: ignore[arg-type]
