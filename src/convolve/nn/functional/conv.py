@@ -46,6 +46,8 @@ from convolve.nn.functional._im2col import (
     grouped_matmul,
     im2col,
     out_size,
+    small_backward,
+    small_forward,
 )
 from convolve.tensor import Tensor
 
@@ -62,6 +64,9 @@ CHANNELS_LAST = False  # measured: no faster per training step (BatchNorm/pool r
 # The stride-1 input gradient runs as a convolution of dY with the flipped filters when the layer has at least
 # this many input channels per group (its GEMM writes C columns); below, col2im(dY @ W) is faster (measured).
 FLIPPED_MIN_CHANNELS = 8
+
+# Ungrouped layers with at most this many weights per filter (C*kh*kw) take the NCHW-native small-channel path.
+SMALL_MAX_COLS = 160
 
 
 def _nchw(a: np.ndarray) -> np.ndarray:
@@ -84,6 +89,15 @@ def _flipped_w_mat(weight: np.ndarray, groups: int) -> np.ndarray:
     return w5.transpose(0, 3, 4, 1, 2).reshape(groups, kh * kw * (k // groups), c_g)
 
 
+def conv_path(channels: int, weight_shape: tuple[int, ...], groups: int) -> str:
+    """Which engine runs a conv2d: 'depthwise', 'small' (NCHW-native, few columns) or 'gemm' (channels-last)."""
+    if is_depthwise(channels, weight_shape, groups):
+        return "depthwise"
+    if groups == 1 and weight_shape[1] * weight_shape[2] * weight_shape[3] <= SMALL_MAX_COLS:
+        return "small"
+    return "gemm"
+
+
 class Conv2dFunction(Function):
     """y = conv2d(x, w) + b for NCHW arrays; padding (top, bottom, left, right) may be asymmetric ('same')."""
 
@@ -92,42 +106,57 @@ class Conv2dFunction(Function):
                 padding: Pads, dilation: Pair, groups: int) -> np.ndarray:
         n, c, h, w = x.shape
         k, _, kh, kw = weight.shape
-        src = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view; free when x is channels-last
         oh, ow = out_size((h + sum(padding[0]), w + sum(padding[1])), (kh, kw), stride, dilation)
+        path = conv_path(c, weight.shape, groups)
+        ctx.save_for_backward(x, weight)  # no im2col cached: backward rebuilds it chunk by chunk
+        ctx.geometry = (stride, padding, dilation, groups, path)
+        if path == "small":
+            out = np.empty((n, k, oh, ow), dtype=x.dtype)  # (N, K, oh, ow), written image by image
+            small_forward(x, weight, bias, stride, dilation, padding, out)
+            return out
+        src = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
         out = np.empty((n, oh, ow, k), dtype=x.dtype)  # NHWC: the GEMM writes rows of output pixels
-        if is_depthwise(c, weight.shape, groups):
+        if path == "depthwise":
             depthwise_forward(src, weight, bias, stride, dilation, padding, out)
         else:
             conv_nhwc(src, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, out, bias)
-        ctx.save_for_backward(x, weight)  # no im2col cached: backward rebuilds it chunk by chunk
-        ctx.geometry = (stride, padding, dilation, groups)
         return _nchw(out)  # (N, K, oh, ow)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
         x, weight = ctx.saved
-        stride, padding, dilation, groups = ctx.geometry
+        stride, padding, dilation, groups, path = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad
+        db = grad.sum(axis=(0, 2, 3)) if need_b else None  # (K,)
+        if path == "small":
+            dx = np.empty_like(x) if need_x else None  # (N, C, H, W)
+            dw = small_backward(x, grad, weight, stride, dilation, padding, dx, need_w)
+            return dx, dw, db
         n, c, h, w = x.shape
-        k, c_g, kh, kw = weight.shape
         src, g = x.transpose(0, 2, 3, 1), grad.transpose(0, 2, 3, 1)  # (N, H, W, C), (N, oh, ow, K)
         dx = np.empty((n, h, w, c), dtype=x.dtype) if need_x else None
-        dw = None
-        if is_depthwise(c, weight.shape, groups):
+        if path == "depthwise":
             dw = depthwise_backward(src, g, weight, stride, dilation, padding, dx, need_w)
         else:
-            if need_w:  # the correlation of the input with dY
-                dw_mat = conv_weight_grad(src, g, (kh, kw), stride, dilation, padding, groups)  # (G, kh*kw*Cg, Kg)
-                dw = np.ascontiguousarray(dw_mat.reshape(groups, kh, kw, c_g, k // groups).transpose(0, 4, 3, 1, 2))
-                dw = dw.reshape(weight.shape)
-            if dx is not None and stride == (1, 1) and c_g >= FLIPPED_MIN_CHANNELS:  # full conv, flipped filters
-                g_pads = tuple((d * (kk - 1) - lo, d * (kk - 1) - hi) for (lo, hi), kk, d in
-                               zip(padding, (kh, kw), dilation))
-                conv_nhwc(g, _flipped_w_mat(weight, groups), (kh, kw), (1, 1), dilation, g_pads, dx)
-            elif dx is not None:  # strided: col2im(dY @ W^T) scatters each column back onto its pixel
-                col2im_nhwc(g, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, dx)
-        db = g.sum(axis=(0, 1, 2)) if need_b else None  # (K,)
+            dw = _gemm_backward(src, g, weight, stride, padding, dilation, groups, dx, need_w)
         return None if dx is None else _nchw(dx), dw, db
+
+
+def _gemm_backward(src: np.ndarray, g: np.ndarray, weight: np.ndarray, stride: Pair, padding: Pads, dilation: Pair,
+                   groups: int, dx: np.ndarray | None, need_w: bool) -> np.ndarray | None:
+    """Channels-last backward: fill dx (N, H, W, C) if given; return dW (K, Cg, kh, kw) if `need_w`."""
+    k, c_g, kh, kw = weight.shape
+    dw = None
+    if need_w:  # the correlation of the input with dY
+        dw_mat = conv_weight_grad(src, g, (kh, kw), stride, dilation, padding, groups)  # (G, kh*kw*Cg, Kg)
+        dw = np.ascontiguousarray(dw_mat.reshape(groups, kh, kw, c_g, k // groups).transpose(0, 4, 3, 1, 2))
+        dw = dw.reshape(weight.shape)
+    if dx is not None and stride == (1, 1) and c_g >= FLIPPED_MIN_CHANNELS:  # full conv with flipped filters
+        g_pads = tuple((d * (kk - 1) - lo, d * (kk - 1) - hi) for (lo, hi), kk, d in zip(padding, (kh, kw), dilation))
+        conv_nhwc(g, _flipped_w_mat(weight, groups), (kh, kw), (1, 1), dilation, g_pads, dx)
+    elif dx is not None:  # col2im(dY @ W^T) scatters each column back onto its pixel
+        col2im_nhwc(g, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, dx)
+    return dw
 
 
 class ConvTranspose2dFunction(Function):
