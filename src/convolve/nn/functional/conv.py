@@ -62,7 +62,8 @@ Pair = tuple[int, int]
 CHANNELS_LAST = False  # measured: no faster per training step (BatchNorm/pool reductions slow down), so off
 
 # The stride-1 input gradient runs as a convolution of dY with the flipped filters when the layer has at least
-# this many input channels per group (its GEMM writes C columns); below, col2im(dY @ W) is faster (measured).
+# this many input channels per group (its GEMM writes C columns) and H*W <= 2*oh*ow (its GEMM has H*W rows);
+# otherwise col2im(dY @ W) is faster (measured).
 FLIPPED_MIN_CHANNELS = 8
 
 # Ungrouped layers with at most this many weights per filter (C*kh*kw) take the NCHW-native small-channel path.
@@ -151,7 +152,9 @@ def _gemm_backward(src: np.ndarray, g: np.ndarray, weight: np.ndarray, stride: P
         dw_mat = conv_weight_grad(src, g, (kh, kw), stride, dilation, padding, groups)  # (G, kh*kw*Cg, Kg)
         dw = np.ascontiguousarray(dw_mat.reshape(groups, kh, kw, c_g, k // groups).transpose(0, 4, 3, 1, 2))
         dw = dw.reshape(weight.shape)
-    if dx is not None and stride == (1, 1) and c_g >= FLIPPED_MIN_CHANNELS:  # full conv with flipped filters
+    rows_ratio = src.shape[1] * src.shape[2] / (g.shape[1] * g.shape[2])  # H*W / (oh*ow)
+    flipped = stride == (1, 1) and c_g >= FLIPPED_MIN_CHANNELS and rows_ratio <= 2
+    if dx is not None and flipped:  # full conv with flipped filters (its GEMM has H*W rows, col2im's oh*ow)
         g_pads = tuple((d * (kk - 1) - lo, d * (kk - 1) - hi) for (lo, hi), kk, d in zip(padding, (kh, kw), dilation))
         conv_nhwc(g, _flipped_w_mat(weight, groups), (kh, kw), (1, 1), dilation, g_pads, dx)
     elif dx is not None:  # col2im(dY @ W^T) scatters each column back onto its pixel
