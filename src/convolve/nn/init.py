@@ -80,12 +80,30 @@ def _fill(tensor: Tensor, values: Any) -> Tensor:
     return tensor
 
 
+def _uniform(gen: np.random.Generator, low: float, high: float, tensor: Tensor) -> np.ndarray:
+    """U(low, high) drawn directly in the tensor's dtype (float32 draws: no float64 temporary to cast)."""
+    dtype = tensor.data.dtype if tensor.data.dtype in (np.float32, np.float64) else np.float64
+    values = gen.random(tensor.shape, dtype=dtype)
+    values *= high - low
+    values += low
+    return values
+
+
+def _normal(gen: np.random.Generator, mean: float, std: float, tensor: Tensor) -> np.ndarray:
+    """N(mean, std^2) drawn directly in the tensor's dtype."""
+    dtype = tensor.data.dtype if tensor.data.dtype in (np.float32, np.float64) else np.float64
+    values = gen.standard_normal(tensor.shape, dtype=dtype)
+    values *= std
+    values += mean
+    return values
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator | None = None) -> Tensor:
     """Fill with U(a, b)."""
     _check(tensor, "uniform_")
     if not a <= b:
         raise ValueError(f"uniform_: `a` must be <= `b`, got a={a}, b={b}")
-    return _fill(tensor, rng(generator).uniform(a, b, tensor.shape))
+    return _fill(tensor, _uniform(rng(generator), a, b, tensor))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None) -> Tensor:
@@ -93,7 +111,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Gene
     _check(tensor, "normal_")
     if std < 0:
         raise ValueError(f"normal_: `std` must be non-negative, got {std}")
-    return _fill(tensor, rng(generator).normal(mean, std, tensor.shape))
+    return _fill(tensor, _normal(rng(generator), mean, std, tensor))
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
@@ -133,14 +151,14 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: Generator | No
     """Glorot uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(_check(tensor, "xavier_uniform_"))
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / (fan_in + fan_out))
-    return _fill(tensor, rng(generator).uniform(-bound, bound, tensor.shape))
+    return _fill(tensor, _uniform(rng(generator), -bound, bound, tensor))
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Generator | None = None) -> Tensor:
     """Glorot normal: N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(_check(tensor, "xavier_normal_"))
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-    return _fill(tensor, rng(generator).normal(0.0, std, tensor.shape))
+    return _fill(tensor, _normal(rng(generator), 0.0, std, tensor))
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
@@ -150,7 +168,7 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonli
     if fan == 0:
         return tensor  # an empty tensor: nothing to fill (PyTorch warns)
     bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan)
-    return _fill(tensor, rng(generator).uniform(-bound, bound, tensor.shape))
+    return _fill(tensor, _uniform(rng(generator), -bound, bound, tensor))
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
@@ -160,7 +178,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlin
     if fan == 0:
         return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
-    return _fill(tensor, rng(generator).normal(0.0, std, tensor.shape))
+    return _fill(tensor, _normal(rng(generator), 0.0, std, tensor))
 
 
 __all__ = [
