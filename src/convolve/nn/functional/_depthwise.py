@@ -38,6 +38,7 @@ class _Space:
         self.xp = np.zeros(xp_shape, dtype=dtype)  # padded input chunk; its borders stay zero
         self.dxp = np.empty(xp_shape, dtype=dtype)  # padded input-gradient chunk (backward)
         self.prod = np.empty(prod_shape, dtype=dtype)
+        self.y = np.empty(prod_shape, dtype=dtype)  # output chunk (n, oh, ow, C, m), copied into place
         self.acc = np.zeros(w_taps, dtype=dtype)
 
 
@@ -66,7 +67,7 @@ def depthwise_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
     def task(chunk: slice, ws: _Space) -> None:
         n = chunk.stop - chunk.start
         xp = pad_into(ws.xp[:n], src[chunk], pads)
-        y = out[chunk].reshape(n, *oh_ow, c, m)  # (n, oh, ow, C, m)
+        y = ws.y[:n]  # (n, oh, ow, C, m)
         y.fill(0)
         prod = ws.prod[:n]
         for i, j, view in _taps(xp, weight.shape[2:], stride, dilation, oh_ow):
@@ -74,6 +75,7 @@ def depthwise_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
             y += prod
         if bias is not None:
             y += bias.reshape(c, m)
+        out[chunk] = y.reshape(n, *oh_ow, c * m)  # `out` may be the NHWC view of an NCHW array
 
     run_chunks(task, chunks, make)
 

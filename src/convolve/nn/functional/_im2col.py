@@ -105,6 +105,7 @@ class _Workspace:
         self.xp = np.zeros((chunk, *padded), dtype=dtype)  # (n, Hp, Wp, C); borders stay zero
         self.cols = np.empty(cols_len, dtype=dtype)
         self.acc = np.zeros(acc_shape, dtype=dtype)
+        self.y = np.empty(0, dtype=dtype)  # GEMM output chunk when the output is not channels-last
 
 
 def _plan(src: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, pads: Pads) -> tuple[tuple[int, int, int],
@@ -118,23 +119,36 @@ def _plan(src: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, pads: Pad
 
 def conv_nhwc(src: np.ndarray, w_mat: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, pads: Pads,
               out: np.ndarray, bias: np.ndarray | None = None) -> None:
-    """out (N, oh, ow, K) = correlation of the NHWC view `src` (padded by `pads`) with w_mat (G, kh*kw*Cg, Kg)."""
+    """out (N, oh, ow, K) = correlation of the NHWC view `src` (padded by `pads`) with w_mat (G, kh*kw*Cg, Kg).
+
+    `out` may be the NHWC view of an NCHW array: each chunk's GEMM then writes a cache-resident buffer that is
+    transposed into place, instead of transposing the whole output afterwards (page faults, cache misses).
+    """
     groups, _, k_g = w_mat.shape
     padded, oh_ow, chunks = _plan(src, kernel, stride, dilation, pads)
     c_g = padded[2] // groups
+    step = chunks[0].stop - chunks[0].start
     rows_per_item = oh_ow[0] * oh_ow[1]
+    direct = out.flags.c_contiguous
 
     def task(chunk: slice, ws: _Workspace) -> None:
-        xp = pad_into(ws.xp[: chunk.stop - chunk.start], src[chunk], pads)  # (n, Hp, Wp, C)
-        y = out[chunk].reshape(-1, groups * k_g)  # (n*oh*ow, K): the GEMM writes the output rows in place
-        for g in range(groups):
+        n = chunk.stop - chunk.start
+        xp = pad_into(ws.xp[:n], src[chunk], pads)  # (n, Hp, Wp, C)
+        y = (out[chunk] if direct else ws.y[: n * rows_per_item * groups * k_g]).reshape(-1, groups * k_g)
+        for g in range(groups):  # y: (n*oh*ow, K), the output rows of this chunk
             cols = cols_of(xp[..., g * c_g:(g + 1) * c_g], kernel, stride, dilation, oh_ow, ws.cols)
             np.matmul(cols, w_mat[g], out=y[:, g * k_g:(g + 1) * k_g])  # (n*oh*ow, Kg)
         if bias is not None:
             y += bias  # while the chunk is still in cache
+        if not direct:
+            out[chunk] = y.reshape(n, *oh_ow, groups * k_g)
 
-    cols_len = (chunks[0].stop - chunks[0].start) * rows_per_item * kernel[0] * kernel[1] * c_g
-    run_chunks(task, chunks, lambda: _Workspace(chunks[0].stop - chunks[0].start, padded, cols_len, src.dtype))
+    def make() -> _Workspace:
+        ws = _Workspace(step, padded, step * rows_per_item * kernel[0] * kernel[1] * c_g, src.dtype)
+        ws.y = np.empty(0 if direct else step * rows_per_item * groups * k_g, dtype=src.dtype)
+        return ws
+
+    run_chunks(task, chunks, make)
 
 
 def conv_weight_grad(src: np.ndarray, grad: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, pads: Pads,
