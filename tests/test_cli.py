@@ -86,6 +86,14 @@ def test_cli_resume_is_exact(capsys, tmp_path):
     assert extra["epoch"] == 2
 
 
+def test_cli_early_stopping_on_a_validation_split(capsys, tmp_path):
+    code, out, _ = run(capsys, "train", "--val-split", "0.2", "--patience", "1", "--epochs", "40", "--schedule",
+                       "none", "--out", tmp_path)
+    assert code == 0 and "/ 287 validation /" in out and "val loss" in out
+    assert "early stopping after epoch" in out and out.strip().splitlines()[-1].startswith("test accuracy: ")
+    assert len(History.load_json(tmp_path / "history.json")) < 40
+
+
 def _model_probs(run_dir, image):
     model, meta = load_model(str(run_dir))
     with cv.no_grad():
@@ -143,6 +151,8 @@ def test_predict_wrong_size_and_channels(capsys, digits_run, tmp_path):
     (["train", "--lr"], ["expected one argument"]),
     (["train", "--lr", "1e6", "--optimizer", "sgd"], ["training loss became nan", "lower learning rate"]),
     (["train", "--resume"], ["cannot resume, no checkpoint"]),
+    (["train", "--patience", "2"], ["--patience needs a validation split"]),
+    (["train", "--val-split", "1.5"], ["--val-split 1.5 leaves"]),
 ])
 def test_errors_are_one_line(capsys, tmp_path, argv, needles):
     if argv[0] == "train" and argv[-1] != "--lr":

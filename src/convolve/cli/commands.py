@@ -15,7 +15,7 @@ from convolve.cli import recipe
 from convolve.cli.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
-from convolve.train import LAST, Trainer, evaluate, load_checkpoint
+from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, load_checkpoint
 
 
 def _say(text: str) -> None:
@@ -35,26 +35,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     models.model_spec(args.model)  # unknown model -> clear error before any data is read
     args.epochs = args.epochs or recipe.DEFAULT_EPOCHS.get(args.dataset, 10)
     out = Path(args.out or Path("runs") / f"{args.model}-{args.dataset}")
+    if args.patience is not None and not args.val_split:
+        raise ValueError("--patience needs a validation split: add e.g. --val-split 0.1")
     train_set = _load_dataset(args.dataset, args.data_dir, True, args.download)
     test_set = _load_dataset(args.dataset, args.data_dir, False, args.download)
     meta = recipe.build_meta(args, train_set)
+    val_set = None
+    if args.val_split:
+        train_set, val_set = recipe.split_train(train_set, args.val_split, args.seed)
     manual_seed(args.seed)
     model = recipe.build_model(meta)
     shuffle_gen, aug_gen = Generator(args.seed + 1), Generator(args.seed + 2)
     train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=shuffle_gen,
                                    transform=recipe.train_transform(meta, args.augment, aug_gen))
     test_loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
+    val_loader = test_loader
+    if val_set is not None:
+        val_loader = data.DataLoader(val_set, batch_size=256, transform=recipe.eval_transform(meta))
+    stopper = None if args.patience is None else EarlyStopping("val_accuracy", patience=args.patience)
     optimizer = recipe.build_optimizer(args, model)
     scheduler = recipe.build_scheduler(args, optimizer, len(train_loader))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     meta["recipe"] = {k: v for k, v in vars(args).items() if k not in ("func", "option", "debug")}
     meta["recipe"]["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
-    trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, progress=None if not args.no_progress
-                      else False, callbacks=[_print_epoch], meta=meta)
-    _say(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test images, "
+    trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, early_stopping=stopper,
+                      progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta)
+    val_note = f" / {len(val_set)} validation" if val_set is not None else ""
+    _say(f"training {args.model} on {args.dataset} ({len(train_set)} train{val_note} / {len(test_set)} test images, "
          f"{args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, {args.schedule}) -> {out}")
     start = time.perf_counter()
-    trainer.fit(train_loader, args.epochs, val_loader=test_loader, resume=args.resume)
+    trainer.fit(train_loader, args.epochs, val_loader=val_loader, resume=args.resume)
+    if stopper is not None and stopper.stopped_epoch is not None:
+        _say(f"early stopping after epoch {stopper.stopped_epoch}: best validation accuracy {stopper.best:.4f} at "
+             f"epoch {stopper.best_epoch} (its weights are in {out / BEST})")
     result = evaluate(model, test_loader, loss_fn)
     _say(f"trained in {time.perf_counter() - start:.1f} s; checkpoint {out / LAST}, history {out / 'history.csv'}")
     _say(f"test accuracy: {result.accuracy:.4f}")
@@ -62,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
-    val = f", test loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
+    name = "val" if trainer.early_stopping is not None or trainer.meta.get("recipe", {}).get("val_split") else "test"
+    val = f", {name} loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
     _say(f"epoch {epoch}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}{val}, "
          f"lr {record['lr']:.3g}, {record['time']:.1f} s, {record['images_per_second']:.0f} img/s")
 

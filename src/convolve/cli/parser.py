@@ -55,6 +55,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=non_negative_float, default=0.0, help="cross-entropy label smoothing")
     p.add_argument("--augment", action="store_true", help="random crops (and flips for colour images)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same weights")
+    p.add_argument("--val-split", type=non_negative_float, default=0.0, metavar="F",
+                   help="hold out a fraction F of the training images for validation (default 0: the per-epoch "
+                        "figures are on the test split, reported only)")
+    p.add_argument("--patience", type=positive_int, default=None, metavar="N",
+                   help="early stopping: stop after N epochs without a better validation accuracy (needs --val-split)")
     p.add_argument("--out", default=None, help="output folder (default ./runs/<model>-<dataset>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.npz")
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",

@@ -40,6 +40,23 @@ def parse_option(text: str) -> tuple[str, Any]:
     return key, raw
 
 
+def split_train(dataset: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """(train, validation) parts of `dataset`, the validation part a seeded random `fraction` of it."""
+    n = len(dataset)
+    n_val = round(n * fraction)
+    if not 0 < n_val < n:
+        raise ValueError(f"--val-split {fraction} leaves {n - n_val} training and {n_val} validation images "
+                         f"out of {n}; use a fraction strictly between 0 and 1")
+    order = np.random.default_rng(seed).permutation(n)
+
+    def part(idx: np.ndarray) -> Any:
+        idx = np.sort(idx)
+        return data.ArrayDataset(dataset.data[idx], dataset.targets[idx], dataset.classes,
+                                 pixel_max=dataset.pixel_max)
+
+    return part(order[n_val:]), part(order[:n_val])
+
+
 def image_shape(dataset: Any) -> tuple[int, int, int]:
     """(C, H, W) of the dataset's stored images ((N, H, W) grayscale or (N, H, W, C) colour)."""
     shape = dataset.data.shape
