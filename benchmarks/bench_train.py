@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--only", default="")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating cv/torch subprocess rounds (median)")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "NETWORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -97,12 +98,14 @@ def main() -> None:
         for name in NETWORKS:
             if args.only and args.only not in name:
                 continue
-            r = {}
-            for fw in ("cv", "torch"):
-                cmd = [sys.executable, __file__, "--worker", fw, name, "--steps", str(args.steps),
-                       "--threads", str(threads), "--batch", str(args.batch)]
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                r[fw] = json.loads(out.strip().splitlines()[-1])
+            runs: dict[str, list[dict]] = {"cv": [], "torch": []}
+            for _ in range(args.rounds):  # alternate the frameworks so that load bursts hit both
+                for fw in ("cv", "torch"):
+                    cmd = [sys.executable, __file__, "--worker", fw, name, "--steps", str(args.steps),
+                           "--threads", str(threads), "--batch", str(args.batch)]
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    runs[fw].append(json.loads(out.strip().splitlines()[-1]))
+            r = {fw: {key: statistics.median(run[key] for run in runs[fw]) for key in runs[fw][0]} for fw in runs}
             cv_s, th_s = r["cv"]["median_s"], r["torch"]["median_s"]
             print(f"{name:10s} {threads:3d} {cv_s * 1e3:8.1f} {th_s * 1e3:8.1f} {cv_s / th_s:6.2f} "
                   f"{args.batch / cv_s:9.0f} {args.batch / th_s:11.0f} {r['cv']['cpu_s'] * 1e3:9.1f} "
