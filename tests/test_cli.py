@@ -269,10 +269,11 @@ def test_cifar10_path_end_to_end(capsys, tmp_path):
     assert code == 0, err
     # the default model for cifar10 is resnet20: BatchNorm buffers go through the checkpoint
     assert "training resnet20 on cifar10 (40 train / 10 test" in stdout
-    assert stdout.strip().splitlines()[-1].startswith("test accuracy: ")
+    trained_line = stdout.strip().splitlines()[-1]
+    assert trained_line.startswith("test accuracy: ")
     img = tmp_path / "plane.png"
     write_png(img, rng.integers(0, 256, (32, 32, 3)).astype(np.uint8))
     code, stdout, err = run(capsys, "predict", out, img)
     assert code == 0 and stdout.split(": ")[1].split(" (")[0] in [n.decode() for n in names]
     code, stdout, _ = run(capsys, "evaluate", out)
-    assert code == 0 and "airplane" in stdout
+    assert code == 0 and "airplane" in stdout and stdout.strip().splitlines()[-1] == trained_line
