@@ -68,6 +68,11 @@ class Trainer:
 
     `scheduler_interval`: 'epoch' (StepLR, cosine...), 'step' (OneCycleLR) or 'auto' (by scheduler class).
     `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written.
+    `seed`: before the first epoch, reseed the global generator (dropout) with `seed` and the loader's generators
+    with `seed + 1, seed + 2, ...`; the initial weights come from the seed in force when the model was built.
+    `progress`: None shows the tqdm bar only on a terminal. Checkpoints: `checkpoint_dir/last.npz` after every
+    epoch, `best.npz` when the monitored metric (early stopping's, else val_accuracy, else train_loss) improves,
+    and `history.csv` / `history.json`.
     """
 
     def __init__(self, model: Any, loss_fn: Callable[[Any, Any], Any] | None, optimizer: Any, scheduler: Any = None,
@@ -98,9 +103,12 @@ class Trainer:
     # ----- state -------------------------------------------------------------------------------------
     @staticmethod
     def loader_generators(loader: Any) -> list[crandom.Generator]:
-        """The explicit generators a loader draws from: its shuffling `generator`, then those of its transforms."""
+        """The explicit generators a loader draws from: its shuffling `generator`, then those of its transforms
+        (the loader's, else the dataset's). Transforms drawing from the global generator run on the prefetch
+        thread, concurrently with dropout: give them their own `Generator` for reproducible runs."""
         found: list[crandom.Generator] = []
-        stack = [loader, getattr(loader, "transform", None)]
+        transform = getattr(loader, "transform", None) or getattr(getattr(loader, "dataset", None), "transform", None)
+        stack = [loader, transform]
         while stack:
             obj = stack.pop(0)
             gen = getattr(obj, "generator", None)
