@@ -20,7 +20,8 @@ def read_image(path: str | Path, int_max: float = 255.0) -> np.ndarray:
     """(H, W, C) float64 image scaled to [0, 1]; integer NPY arrays are divided by `int_max`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"predict: image file {path} not found")
+        what = "is a folder, not an image file" if path.is_dir() else "not found"
+        raise FileNotFoundError(f"predict: image file {path} {what}")
     raw = path.read_bytes()
     suffix = path.suffix.lower()
     if raw.startswith(b"\x93NUMPY") or suffix == ".npy":
