@@ -115,16 +115,13 @@ class Conv2dFunction(Function):
         path = conv_path(c, weight.shape, groups)
         ctx.save_for_backward(x, weight)  # no im2col cached: backward rebuilds it chunk by chunk
         ctx.geometry = (stride, padding, dilation, groups, path)
-        if path == "small":
-            out = np.empty((n, k, oh, ow), dtype=x.dtype)  # (N, K, oh, ow), written image by image
-            small_forward(x, weight, bias, stride, dilation, padding, out)
+        if path != "gemm":  # NCHW-native engines
+            out = np.empty((n, k, oh, ow), dtype=x.dtype)
+            (small_forward if path == "small" else depthwise_forward)(x, weight, bias, stride, dilation, padding, out)
             return out
-        src = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
         out, out_nhwc = _empty_nchw(n, k, oh, ow, x.dtype)  # (N, K, oh, ow) and its NHWC view
-        if path == "depthwise":
-            depthwise_forward(src, weight, bias, stride, dilation, padding, out_nhwc)
-        else:
-            conv_nhwc(src, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, out_nhwc, bias)
+        src = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
+        conv_nhwc(src, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, out_nhwc, bias)
         return out
 
     @staticmethod
@@ -133,17 +130,14 @@ class Conv2dFunction(Function):
         stride, padding, dilation, groups, path = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad
         db = grad.sum(axis=(0, 2, 3)) if need_b else None  # (K,)
-        if path == "small":
-            dx = np.empty_like(x) if need_x else None  # (N, C, H, W)
-            dw = small_backward(x, grad, weight, stride, dilation, padding, dx, need_w)
-            return dx, dw, db
+        if path != "gemm":  # NCHW-native engines
+            dx = np.empty(x.shape, dtype=x.dtype) if need_x else None  # (N, C, H, W)
+            engine = small_backward if path == "small" else depthwise_backward
+            return dx, engine(x, grad, weight, stride, dilation, padding, dx, need_w), db
         n, c, h, w = x.shape
         src, g = x.transpose(0, 2, 3, 1), grad.transpose(0, 2, 3, 1)  # (N, H, W, C), (N, oh, ow, K)
         dx, dx_nhwc = _empty_nchw(n, c, h, w, x.dtype) if need_x else (None, None)
-        if path == "depthwise":
-            dw = depthwise_backward(src, g, weight, stride, dilation, padding, dx_nhwc, need_w)
-        else:
-            dw = _gemm_backward(src, g, weight, stride, padding, dilation, groups, dx_nhwc, need_w)
+        dw = _gemm_backward(src, g, weight, stride, padding, dilation, groups, dx_nhwc, need_w)
         return dx, dw, db
 
 
