@@ -6,6 +6,7 @@ ONE line on stderr and a non-zero exit code; `--debug` shows the traceback inste
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -43,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
+    except BrokenPipeError:  # `convolve models | head`: stop quietly (Python's documented recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("convolve: interrupted (a training run keeps its last finished epoch: rerun it with --resume)",
               file=sys.stderr)

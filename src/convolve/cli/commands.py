@@ -165,10 +165,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """One line per zoo model: name, native input size, default classes, description."""
-    for name in models.list_models():
+    names = models.list_models()
+    width = max(len(n) for n in names)
+    for name in names:
         spec = models.model_spec(name)
         size = "x".join(map(str, spec.input_size))
-        _say(f"{name:<16} {size:<10} {spec.num_classes:>5} classes  {spec.description}")
+        _say(f"{name:<{width}}  {size:<9} {spec.num_classes:>5} classes  {spec.description}")
     return 0
 
 
