@@ -145,6 +145,17 @@ def test_paths_are_chosen_as_documented():
     assert conv_mod.conv_path(64, (64, 1, 3, 3), 64) == "depthwise"
     assert conv_mod.conv_path(64, (128, 1, 3, 3), 64) == "depthwise"  # depth multiplier 2
     assert conv_mod.conv_path(4, (4, 2, 3, 3), 2) == "gemm"  # grouped, not depthwise
+    assert conv_mod.conv_path(128, (64, 128, 1, 1), 1) == "small"  # 1x1: the image is its column matrix
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2), dict(padding=1), dict(stride=(1, 2), padding=(0, 1))])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_1x1_convolutions(kwargs, dtype):
+    """1x1 stride 1 unpadded: no im2col copy, dX = W^T @ dY; strided/padded 1x1 take the gather + col2im."""
+    x, w, b = rng.standard_normal((3, 12, 5, 6)), rng.standard_normal((7, 12, 1, 1)), rng.standard_normal(7)
+    assert conv_mod.conv_path(12, w.shape, 1) == "small"
+    _check((x, w, b, kwargs, dtype))
+    _check((x, w, None, kwargs, dtype))
 
 
 def test_dtype_and_contiguity_are_kept():

@@ -217,9 +217,11 @@ def chunk_rows(n: int, per_item: int) -> Iterator[slice]:
 
 
 def _cols_nchw(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, oh_ow: Pair, buf: np.ndarray) -> np.ndarray:
-    """Gather a padded (n, C, Hp, Wp) chunk into `buf` as (n, C*kh*kw, oh*ow)."""
+    """Gather a padded (n, C, Hp, Wp) chunk into `buf` as (n, C*kh*kw, oh*ow); a 1x1 stride-1 conv needs no copy."""
     n, c, _, _ = xp.shape
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, oh_ow
+    if kh == kw == sh == sw == 1 and xp.flags.c_contiguous:
+        return xp.reshape(n, c, oh * ow)  # the image itself is its column matrix
     s_n, s_c, s_h, s_w = xp.strides
     windows = as_strided(xp, shape=(n, c, kh, kw, oh, ow),  # (n, C, kh, kw, oh, ow) view, no copy
                          strides=(s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw), writeable=False)
@@ -240,6 +242,16 @@ def _small_setup(x_shape: tuple[int, ...], kernel: Pair, stride: Pair, dilation:
     return oh_ow, chunks, lambda: _Workspace(step, padded, step * per_item, dtype)
 
 
+def _padded(ws: _Workspace, x: np.ndarray, pads: Pads) -> np.ndarray:
+    """The (n, C, H, W) chunk zero-padded in the workspace buffer, or itself when there is no padding."""
+    if not any(map(any, pads)):
+        return x
+    (top, _), (left, _) = pads
+    xp = ws.xp[: x.shape[0]]
+    xp[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x  # borders stay zero
+    return xp
+
+
 def small_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
                   pads: Pads, out: np.ndarray) -> None:
     """out (N, K, oh, ow) = conv2d(x, weight) + bias for NCHW x and groups == 1, per image W @ cols."""
@@ -247,12 +259,9 @@ def small_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, st
     kernel = weight.shape[2:]
     w_mat = weight.reshape(k, -1)  # (K, C*kh*kw)
     oh_ow, chunks, make = _small_setup(x.shape, kernel, stride, dilation, pads, x.dtype)
-    (top, _), (left, _) = pads
 
     def task(chunk: slice, ws: _Workspace) -> None:
-        xp = ws.xp[: chunk.stop - chunk.start]
-        xp[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x[chunk]  # borders stay zero
-        cols = _cols_nchw(xp, kernel, stride, dilation, oh_ow, ws.cols)  # (n, C*kh*kw, oh*ow)
+        cols = _cols_nchw(_padded(ws, x[chunk], pads), kernel, stride, dilation, oh_ow, ws.cols)  # (n, C*kh*kw, oh*ow)
         y = np.matmul(w_mat, cols, out=out[chunk].reshape(-1, k, oh_ow[0] * oh_ow[1]))  # (n, K, oh*ow)
         if bias is not None:
             y += bias[:, None]
@@ -270,24 +279,29 @@ def small_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: 
     (top, _), (left, _) = pads
     h, w = x.shape[2:]
 
+    direct_dx = kh == kw == sh == sw == 1 and not any(map(any, pads))  # 1x1: dX = W^T @ dY, no col2im
+
     def task(chunk: slice, ws: _Workspace) -> None:
         m = chunk.stop - chunk.start
         g = np.ascontiguousarray(grad[chunk]).reshape(m, k, oh * ow)  # (m, K, oh*ow)
-        xp = ws.xp[:m]
         if need_w:
-            xp[:, :, top:top + h, left:left + w] = x[chunk]
-            cols = _cols_nchw(xp, (kh, kw), stride, dilation, oh_ow, ws.cols)  # (m, C*kh*kw, oh*ow)
+            cols = _cols_nchw(_padded(ws, x[chunk], pads), (kh, kw), stride, dilation, oh_ow, ws.cols)
             ws.acc += np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0)  # (K, C*kh*kw)
-        if dx is not None:
-            dcols = np.matmul(w_mat.T, g, out=ws.cols[: m * c * kh * kw * oh * ow].reshape(m, -1, oh * ow))
-            dcols6 = dcols.reshape(m, c, kh, kw, oh, ow)
-            xp.fill(0)
-            for i in range(kh):  # col2im: loop over kernel offsets only
-                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-                for j in range(kw):
-                    xp[:, :, rows, j * dw:j * dw + sw * (ow - 1) + 1:sw] += dcols6[:, :, i, j]  # (m, C, oh, ow)
-            dx[chunk] = xp[:, :, top:top + h, left:left + w]
-            xp.fill(0)  # the forward-style gather above relies on zero borders
+        if dx is None:
+            return
+        if direct_dx:
+            dx[chunk] = np.matmul(w_mat.T, g).reshape(m, c, h, w)
+            return
+        dcols = np.matmul(w_mat.T, g, out=ws.cols[: m * c * kh * kw * oh * ow].reshape(m, -1, oh * ow))
+        dcols6 = dcols.reshape(m, c, kh, kw, oh, ow)
+        xp = ws.xp[:m]
+        xp.fill(0)
+        for i in range(kh):  # col2im: loop over kernel offsets only
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            for j in range(kw):
+                xp[:, :, rows, j * dw:j * dw + sw * (ow - 1) + 1:sw] += dcols6[:, :, i, j]  # (m, C, oh, ow)
+        dx[chunk] = xp[:, :, top:top + h, left:left + w]
+        xp.fill(0)  # `_padded` relies on zero borders
 
     def make_acc() -> _Workspace:
         ws = make()

@@ -67,7 +67,8 @@ CHANNELS_LAST = False  # measured: no faster per training step (BatchNorm/pool r
 FLIPPED_MIN_CHANNELS = 8
 
 # Ungrouped layers with at most this many input channels take the NCHW-native small-channel path (measured:
-# 2-3x faster for C = 1, 3, 6; 1.4-2.4x slower than the channels-last GEMM from C = 16).
+# 2-3x faster for C = 1, 3, 6; 1.4-2.4x slower than the channels-last GEMM from C = 16), and so do 1x1 convs
+# (their image is their column matrix: no copy, no layout conversion).
 SMALL_MAX_CHANNELS = 8
 
 
@@ -98,7 +99,7 @@ def conv_path(channels: int, weight_shape: tuple[int, ...], groups: int) -> str:
     """Which engine runs a conv2d: 'depthwise', 'small' (NCHW-native, few columns) or 'gemm' (channels-last)."""
     if is_depthwise(channels, weight_shape, groups):
         return "depthwise"
-    if groups == 1 and channels <= SMALL_MAX_CHANNELS:
+    if groups == 1 and (channels <= SMALL_MAX_CHANNELS or tuple(weight_shape[2:]) == (1, 1)):
         return "small"
     return "gemm"
 
