@@ -81,13 +81,30 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 
 def run_chunks(task: Callable[[slice, W], None], chunks: Sequence[slice], make: Callable[[], W]) -> list[W]:
-    """Run task(chunk, workspace) over every chunk; one workspace per thread; return the workspaces."""
+    """Run task(chunk, workspace) over every chunk, OpenBLAS held to one thread; one workspace per thread.
+
+    OpenBLAS is held to one thread even when the chunks run on the calling thread alone: with 2 threads,
+    `np.matmul(a, b, out=...)` on these shapes was measured 7x slower than with 1 (8.0 ms vs 1.2 ms).
+    """
     threads = min(get_num_threads(), len(chunks))
-    if threads <= 1 or _BLAS is None:
-        ws = make()
-        for chunk in chunks:
-            task(chunk, ws)
-        return [ws]
+    previous = blas_threads()
+    if previous > 1 and _BLAS is not None:
+        _BLAS[0](1)
+    try:
+        if threads <= 1:
+            ws = make()
+            for chunk in chunks:
+                task(chunk, ws)
+            return [ws]
+        return _run_threaded(task, chunks, make, threads)
+    finally:
+        if previous > 1 and _BLAS is not None:
+            _BLAS[0](previous)
+
+
+def _run_threaded(task: Callable[[slice, W], None], chunks: Sequence[slice], make: Callable[[], W],
+                  threads: int) -> list[W]:
+    """The chunks shared by `threads` threads (the calling one included), each with its own workspace."""
     queue = iter(chunks)  # shared: next() on a list iterator is atomic under the GIL
     workspaces = [make() for _ in range(threads)]
 
@@ -95,14 +112,8 @@ def run_chunks(task: Callable[[slice, W], None], chunks: Sequence[slice], make: 
         for chunk in queue:
             task(chunk, ws)
 
-    setter, getter = _BLAS
-    previous = int(getter())
-    setter(1)
-    try:
-        futures = [_executor(threads - 1).submit(worker, ws) for ws in workspaces[1:]]
-        worker(workspaces[0])  # the calling thread works too
-        for f in futures:
-            f.result()
-    finally:
-        setter(previous)
+    futures = [_executor(threads - 1).submit(worker, ws) for ws in workspaces[1:]]
+    worker(workspaces[0])  # the calling thread works too
+    for f in futures:
+        f.result()
     return workspaces
