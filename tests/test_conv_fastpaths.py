@@ -63,8 +63,8 @@ def _force(path):
     """A conv_path replacement that returns `path` (the depthwise engine only where it applies)."""
     original = conv_mod.conv_path
 
-    def forced(channels, weight_shape, groups):
-        real = original(channels, weight_shape, groups)
+    def forced(channels, weight_shape, groups, stride=(1, 1)):
+        real = original(channels, weight_shape, groups, stride)
         if path == "small" and groups != 1:
             return real
         return "gemm" if path == "gemm" and real == "depthwise" else (path if path != "depthwise" else real)
@@ -101,7 +101,9 @@ def test_gemm_path_with_col2im_input_gradient(case):
 @SWEEP
 @given(cases(depthwise=True))
 def test_depthwise_path(case):
-    assert conv_mod.conv_path(case[0].shape[1], case[1].shape, case[3]["groups"]) == "depthwise"
+    stride = case[3]["stride"]
+    square = stride[0] == stride[1]
+    assert (conv_mod.conv_path(case[0].shape[1], case[1].shape, case[3]["groups"], stride) == "depthwise") == square
     _check(case)
 
 
@@ -111,6 +113,17 @@ def test_depthwise_layers_through_the_gemm_path(case):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(conv_mod, "conv_path", _force("gemm"))
         _check(case)
+
+
+@pytest.mark.parametrize("kwargs", [dict(stride=2, padding=1), dict(stride=3, dilation=(2, 1), padding=(0, 2)),
+                                    dict(padding="same", dilation=2)])
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_flat_grid_strides_dilations_multipliers(kwargs, multiplier):
+    """The flat-grid taps: square strides, unequal dilations, asymmetric padding, depth multiplier."""
+    x, w = rng.standard_normal((2, 3, 9, 11)), rng.standard_normal((3 * multiplier, 1, 3, 2))
+    assert conv_mod.conv_path(3, w.shape, 3, (2, 2)) == "depthwise"
+    for dtype in DTYPES:
+        _check((x, w, rng.standard_normal(3 * multiplier), dict(kwargs, groups=3), dtype))
 
 
 @pytest.mark.parametrize("path", ["small", "gemm", "depthwise"])

@@ -95,9 +95,9 @@ def _flipped_w_mat(weight: np.ndarray, groups: int) -> np.ndarray:
     return w5.transpose(0, 3, 4, 1, 2).reshape(groups, kh * kw * (k // groups), c_g)
 
 
-def conv_path(channels: int, weight_shape: tuple[int, ...], groups: int) -> str:
+def conv_path(channels: int, weight_shape: tuple[int, ...], groups: int, stride: Pair = (1, 1)) -> str:
     """Which engine runs a conv2d: 'depthwise', 'small' (NCHW-native, few columns) or 'gemm' (channels-last)."""
-    if is_depthwise(channels, weight_shape, groups):
+    if is_depthwise(channels, weight_shape, groups, stride):
         return "depthwise"
     if groups == 1 and (channels <= SMALL_MAX_CHANNELS or tuple(weight_shape[2:]) == (1, 1)):
         return "small"
@@ -113,7 +113,7 @@ class Conv2dFunction(Function):
         n, c, h, w = x.shape
         k, _, kh, kw = weight.shape
         oh, ow = out_size((h + sum(padding[0]), w + sum(padding[1])), (kh, kw), stride, dilation)
-        path = conv_path(c, weight.shape, groups)
+        path = conv_path(c, weight.shape, groups, stride)
         ctx.save_for_backward(x, weight)  # no im2col cached: backward rebuilds it chunk by chunk
         ctx.geometry = (stride, padding, dilation, groups, path)
         if path != "gemm":  # NCHW-native engines
