@@ -18,6 +18,7 @@ state_dict keys and shapes: 61,100,840 parameters, 224x224 input.
 from __future__ import annotations
 
 from convolve import nn
+from convolve.models._blocks import classifier_head
 from convolve.models._registry import register_model
 from convolve.tensor import Tensor
 
@@ -51,15 +52,7 @@ class AlexNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),  # (N, 256, 6, 6)
         )
         self.flatten = nn.Flatten()  # (N, 9216)
-        self.classifier = nn.Sequential(
-            nn.Linear(256 * 6 * 6, 4096),
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = classifier_head(256 * 6 * 6, (4096, 4096), num_classes, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.features(x)))
@@ -87,15 +80,7 @@ class AlexNetTorchvision(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
-            nn.Linear(256 * 6 * 6, 4096),
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = classifier_head(256 * 6 * 6, (4096, 4096), num_classes, dropout, dropout_first=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.avgpool(self.features(x))))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import convolve as cv
 from convolve import nn
+from convolve.models._blocks import classifier_head
 from convolve.models._registry import register_model
 from convolve.models.resnet import conv3x3
+from convolve.models.vgg import make_vgg_features
 from convolve.tensor import Tensor
 
 
@@ -22,8 +24,7 @@ class DigitsCNN(nn.Module):
             nn.MaxPool2d(2),  # (N, 32, 4, 4)
         )
         self.flatten = nn.Flatten()  # (N, 512)
-        self.classifier = nn.Sequential(nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Dropout(p=dropout),
-                                        nn.Linear(64, num_classes))
+        self.classifier = classifier_head(32 * 4 * 4, (64,), num_classes, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.features(x)))
@@ -43,8 +44,7 @@ class MnistCNN(nn.Module):
             nn.MaxPool2d(2),  # (N, 64, 7, 7)
         )
         self.flatten = nn.Flatten()  # (N, 3136)
-        self.classifier = nn.Sequential(nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(p=dropout),
-                                        nn.Linear(128, num_classes))
+        self.classifier = classifier_head(64 * 7 * 7, (128,), num_classes, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.features(x)))
@@ -55,19 +55,7 @@ class VGGSmall(nn.Module):
 
     def __init__(self, num_classes: int = 10, batch_norm: bool = False) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        in_ch = 3
-        for v in (64, 64, "M", 128, 128, "M", 256, "M"):
-            if v == "M":
-                layers.append(nn.MaxPool2d(2))
-                continue
-            assert isinstance(v, int)
-            layers.append(nn.Conv2d(in_ch, v, kernel_size=3, padding=1))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(v))
-            layers.append(nn.ReLU())
-            in_ch = v
-        self.features = nn.Sequential(*layers)  # (N, 256, 4, 4)
+        self.features = make_vgg_features([64, 64, "M", 128, 128, "M", 256, "M"], batch_norm)  # (N, 256, 4, 4)
         self.flatten = nn.Flatten()  # (N, 4096)
         self.fc = nn.Linear(256 * 4 * 4, num_classes)
 

@@ -10,6 +10,7 @@ BatchNorm's running statistics, which are buffers).
 from __future__ import annotations
 
 from convolve import nn
+from convolve.models._blocks import classifier_head
 from convolve.models._registry import register_model
 from convolve.tensor import Tensor
 
@@ -46,15 +47,7 @@ class VGG(nn.Module):
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))  # (N, 512, 7, 7)
         self.flatten = nn.Flatten()  # (N, 25088)
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = classifier_head(512 * 7 * 7, (4096, 4096), num_classes, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.avgpool(self.features(x))))

@@ -9,6 +9,7 @@ Contrast normalisation after the first two layers uses AlexNet's LRN settings.
 from __future__ import annotations
 
 from convolve import nn
+from convolve.models._blocks import classifier_head
 from convolve.models._registry import register_model
 from convolve.models.alexnet import paper_lrn
 from convolve.tensor import Tensor
@@ -36,16 +37,8 @@ class ZFNet(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),  # (N, 256, 6, 6)
         )
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
-            nn.Linear(256 * 6 * 6, 4096),
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.flatten = nn.Flatten()  # (N, 9216)
+        self.classifier = classifier_head(256 * 6 * 6, (4096, 4096), num_classes, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.features(x)))
