@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve.optim.optimizer import Optimizer, ParamsT, check_range
+from convolve.optim.optimizer import Optimizer, ParamsT, check_range, decayed_grad
 from convolve.tensor import Tensor
 
 
@@ -45,7 +45,6 @@ class Adam(Optimizer):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
-        self._validate_group(defaults)
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
@@ -68,14 +67,11 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = Tensor(np.zeros_like(param.data))
         a, c = self._work(param, 2)
-        d = np.negative(grad, out=a) if group["maximize"] else grad
         state["step"] += 1
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                param.data *= 1 - lr * wd
-            else:
-                np.multiply(param.data, wd, out=c)
-                d = np.add(d, c, out=a)  # g + wd * p
+        decoupled = group["decoupled_weight_decay"]
+        if decoupled and wd != 0:
+            param.data *= 1 - lr * wd
+        d = decayed_grad(grad, param, 0 if decoupled else wd, group["maximize"], out=a, tmp=c)
         m, v = state["exp_avg"].data, state["exp_avg_sq"].data
         lerp_(m, d, 1 - beta1, tmp=c)
         v *= beta2

@@ -25,6 +25,7 @@ class Optimizer:
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults: dict[str, Any] = dict(defaults)
+        self._validate_group(self.defaults)  # bad defaults fail here, even when every group overrides them
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         self._workspace: dict[int, list[np.ndarray]] = {}
@@ -194,6 +195,19 @@ def _cast_state(name: str, index: Any, key: str, value: Any, param: Tensor) -> A
         dtype = param.dtype if arr.dtype.kind == "f" else arr.dtype
         return Tensor(np.array(arr, dtype=dtype, copy=True))
     return copy.deepcopy(value)
+
+
+def decayed_grad(grad: np.ndarray, param: Tensor, weight_decay: float, maximize: bool, out: np.ndarray,
+                 tmp: np.ndarray) -> np.ndarray:
+    """PyTorch's update direction (-g if `maximize` else g) + weight_decay * p (L2 decay); `grad` is not modified.
+
+    The result is `grad` itself when there is nothing to add, else it is written to `out`; `tmp` is scratch.
+    """
+    d = np.negative(grad, out=out) if maximize else grad
+    if weight_decay != 0:
+        np.multiply(param.data, weight_decay, out=tmp)
+        d = np.add(d, tmp, out=out)  # g + wd * p
+    return d
 
 
 def check_range(value: Any, name: str, fn: str, low: float = 0.0, high: float | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from convolve.optim.adam import lerp_
-from convolve.optim.optimizer import Optimizer, ParamsT, check_range
+from convolve.optim.optimizer import Optimizer, ParamsT, check_range, decayed_grad
 from convolve.tensor import Tensor
 
 
@@ -35,7 +35,6 @@ class RMSprop(Optimizer):
             centered=centered,
             maximize=maximize,
         )
-        self._validate_group(defaults)
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
@@ -55,11 +54,8 @@ class RMSprop(Optimizer):
             if group["centered"]:
                 state["grad_avg"] = Tensor(np.zeros_like(param.data))
         a, c = self._work(param, 2)
-        d = np.negative(grad, out=a) if group["maximize"] else grad
+        d = decayed_grad(grad, param, group["weight_decay"], group["maximize"], out=a, tmp=c)
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            np.multiply(param.data, group["weight_decay"], out=c)
-            d = np.add(d, c, out=a)  # g + wd * p
         square_avg = state["square_avg"].data
         square_avg *= alpha
         np.multiply(d, 1 - alpha, out=c)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve.optim.optimizer import Optimizer, ParamsT, check_range
+from convolve.optim.optimizer import Optimizer, ParamsT, check_range, decayed_grad
 from convolve.tensor import Tensor
 
 
@@ -32,7 +32,6 @@ class SGD(Optimizer):
             nesterov=nesterov,
             maximize=maximize,
         )
-        self._validate_group(defaults)
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
@@ -47,13 +46,7 @@ class SGD(Optimizer):
     def _update(self, group: dict[str, Any], param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         a, b = self._work(param, 2)
-        d = grad
-        if group["weight_decay"] != 0:
-            np.multiply(param.data, group["weight_decay"], out=a)  # wd * p
-            (np.subtract if group["maximize"] else np.add)(a, grad, out=a)
-            d = a
-        elif group["maximize"]:
-            d = np.negative(grad, out=a)
+        d = decayed_grad(grad, param, group["weight_decay"], group["maximize"], out=a, tmp=b)
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
