@@ -30,19 +30,29 @@ def _check_pool(fn: str, nd: int, kernel_size: Any, stride: Any, padding: Any, d
                              f"{tuple(di * (kk - 1) + 1 for kk, di in zip(k, d))}")
 
 
-class _MaxPoolNd(Module):
+class _PoolNd(Module):
+    """The windowed pooling layers' shared arguments: kernel_size, stride (None: kernel_size), padding, ceil_mode."""
+
     nd = 2
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-                 return_indices: bool = False, ceil_mode: bool = False) -> None:
+    def __init__(self, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool, dilation: Any = 1) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
-        self.dilation = dilation
-        self.return_indices = return_indices
         self.ceil_mode = ceil_mode
         _check_pool(type(self).__name__, self.nd, kernel_size, self.stride, padding, dilation)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class _MaxPoolNd(_PoolNd):
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                 return_indices: bool = False, ceil_mode: bool = False) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode, dilation)
+        self.dilation = dilation
+        self.return_indices = return_indices
 
     def _kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"ceil_mode": self.ceil_mode}
@@ -71,41 +81,32 @@ class MaxPool2d(_MaxPoolNd):
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, **self._kwargs())
 
 
-class AvgPool1d(Module):
+class AvgPool1d(_PoolNd):
     """Mean over windows of (N, C, L) input."""
+
+    nd = 1
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                  count_include_pad: bool = True) -> None:
-        super().__init__()
         fn = "AvgPool1d"
-        self.kernel_size = ntuple(kernel_size, 1, "kernel_size", fn)
-        self.stride = ntuple(stride if stride is not None else kernel_size, 1, "stride", fn)
-        self.padding = ntuple(padding, 1, "padding", fn)
-        self.ceil_mode = ceil_mode
+        super().__init__(ntuple(kernel_size, 1, "kernel_size", fn),
+                         ntuple(stride if stride is not None else kernel_size, 1, "stride", fn),
+                         ntuple(padding, 1, "padding", fn), ceil_mode)  # 1-tuples, as PyTorch stores them
         self.count_include_pad = count_include_pad
-        _check_pool(fn, 1, self.kernel_size, self.stride, self.padding)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-
-class AvgPool2d(Module):
+class AvgPool2d(_PoolNd):
     """Mean over windows of (N, C, H, W) input; `divisor_override` replaces the window size as divisor."""
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
-        self.ceil_mode = ceil_mode
+        super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
-        _check_pool("AvgPool2d", 2, kernel_size, self.stride, padding)
         if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
                 divisor_override, int) or divisor_override < 1):
             raise ValueError(f"AvgPool2d: `divisor_override` must be a positive int or None, got {divisor_override!r}")
@@ -114,9 +115,6 @@ class AvgPool2d(Module):
         kw = {} if self.divisor_override is None else {"divisor_override": self.divisor_override}
         return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, **kw)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 def _check_output_size(output_size: Any, fn: str) -> Any:
