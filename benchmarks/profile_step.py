@@ -1,0 +1,71 @@
+"""Where a convolve training step spends its time: cProfile self time grouped by source file.
+
+    python benchmarks/profile_step.py resnet20 [--threads 1] [--steps 3]
+
+A step is forward, cross-entropy, backward and SGD-momentum on a fixed random batch of 128 (as bench_train.py).
+NumPy's C functions (GEMMs, copies, ufuncs) count as self time of the Python function that calls them, so the
+file of an op's forward/backward collects that op's NumPy work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import pstats
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import convolve as cv
+from convolve.models import get_model
+from convolve.optim import SGD
+
+SHAPES = {"lenet5": (1, 32, 32), "vgg_small": (3, 32, 32), "resnet20": (3, 32, 32)}
+
+
+def _group(file: str, fn: str) -> str:
+    if "/src/convolve/" in file:
+        return file.split("/src/convolve/")[-1]
+    if file == "~":
+        return fn  # a C function called directly
+    return "numpy (Python part)" if "numpy" in file else file.rsplit("/", 1)[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("network", choices=sorted(SHAPES))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    x = cv.tensor(rng.standard_normal((128, *SHAPES[args.network])).astype(np.float32))
+    y = cv.tensor(rng.integers(0, 10, 128))
+    model = get_model(args.network, num_classes=10)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        opt.zero_grad()
+        cv.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    with threadpool_limits(limits=args.threads):
+        step()  # warm-up
+        profile, c0 = cProfile.Profile(), time.process_time()
+        profile.enable()
+        for _ in range(args.steps):
+            step()
+        profile.disable()
+        cpu = (time.process_time() - c0) / args.steps
+    totals: collections.Counter[str] = collections.Counter()
+    for (file, _, fn), (_, _, self_time, _, _) in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        totals[_group(file, fn)] += self_time
+    grand = sum(totals.values())
+    print(f"{args.network}: CPU {cpu * 1e3:.0f} ms per step (profiled, {args.threads} thread(s)); self time by file:")
+    for name, seconds in totals.most_common(12):
+        print(f"  {name:48s} {seconds / args.steps * 1e3:8.1f} ms/step {100 * seconds / grand:5.1f}%")
+
+
+if __name__ == "__main__":
+    main()
