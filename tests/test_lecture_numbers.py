@@ -5,30 +5,12 @@ value under test always comes from the code (a summary row, a parameter count, a
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-
-import pytest
 
 import convolve.models as M
 from convolve import nn
 from convolve.inspect import im2col_shapes, output_size, summary
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread() -> Iterator[None]:
-    with threadpool_limits(1) if threadpool_limits is not None else contextlib.nullcontext():
-        yield
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from tests.model_helpers import n_params, one_blas_thread  # noqa: F401 (autouse fixture)
 
 
 def last_field(model: nn.Module, input_size: tuple[int, ...]) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,26 +13,12 @@ import convolve.models as M
 import convolve.nn.functional as F
 from convolve import nn
 from convolve.inspect import summary
+from tests.model_helpers import n_params, one_blas_thread  # noqa: F401 (autouse fixture)
 from tests.oracle import assert_close, compare_with_torch
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
 
 ZOO = ["alexnet", "alexnet_torchvision", "digits_cnn", "googlenet", "inception_v3", "lenet5", "mnist_cnn",
        "resnet18", "resnet20", "resnet34", "resnet50", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
        "vgg16_bn", "vgg19", "vgg19_bn", "vgg_small", "zfnet"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread() -> Iterator[None]:
-    with threadpool_limits(1) if threadpool_limits is not None else contextlib.nullcontext():
-        yield
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def shapes(model: nn.Module, types: tuple[type, ...], input_size: tuple[int, ...] | None = None) -> list[tuple]:

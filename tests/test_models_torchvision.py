@@ -4,8 +4,7 @@ in float64. Inputs are smaller than native where adaptive pooling allows, to kee
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,18 +13,8 @@ from torch import nn as tnn
 
 import convolve as cv
 import convolve.models as M
+from tests.model_helpers import one_blas_thread  # noqa: F401 (autouse fixture)
 from tests.oracle import assert_close
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread() -> Iterator[None]:
-    with threadpool_limits(1) if threadpool_limits is not None else contextlib.nullcontext():
-        yield
 
 
 def seq(*layers: tnn.Module) -> tnn.Sequential:

@@ -3,27 +3,12 @@ and every summary row's claimed output shape equal to the shape the layer really
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
 import convolve.models as M
 from convolve.inspect import summary
-
-try:  # BLAS threads spin at barriers on this shared 2-core machine; one thread is up to 10x faster here
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread() -> Iterator[None]:
-    ctx = threadpool_limits(1) if threadpool_limits is not None else contextlib.nullcontext()
-    with ctx:
-        yield
-
+from tests.model_helpers import n_params, one_blas_thread  # noqa: F401 (autouse fixture)
 
 # Reference counts: the papers and torchvision 0.29 (see /work/shared/LECTURE_FACTS.md); He et al. for ResNet-20.
 REFERENCE_PARAMS = {
@@ -64,21 +49,17 @@ def test_reference_table_covers_the_zoo() -> None:
     assert sorted(REFERENCE_PARAMS) == M.list_models()
 
 
-def _count(model: M.nn.Module) -> int:  # type: ignore[name-defined]
-    return sum(p.numel() for p in model.parameters())
-
-
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
 def test_zoo_model(name: str) -> None:
     """Count, native-size forward in training mode (aux heads on), backward to every parameter, shape claims."""
     model = M.get_model(name)
     expected = REFERENCE_PARAMS[name]
     if expected is not None:
-        assert _count(model) == expected, f"{name}: {_count(model):,} parameters, reference {expected:,}"
+        assert n_params(model) == expected, f"{name}: {n_params(model):,} parameters, reference {expected:,}"
     spec = M.model_spec(name)
     assert model.input_size == spec.input_size
     s = summary(model, batch_size=BATCH.get(name, 1), mode="train")
-    assert s.total_params == _count(model)
+    assert s.total_params == n_params(model)
     for row in s.rows:
         assert row.claimed_shape == row.output_shape, f"{name}.{row.name}: claimed {row.claimed_shape}"
         assert row.receptive_field is not None, f"{name}.{row.name}: receptive field unknown"
@@ -113,9 +94,9 @@ def test_aux_heads_are_trained_only() -> None:
     assert isinstance(g(x), cv.Tensor)
     no_aux = M.googlenet(num_classes=7, aux_logits=False)
     assert isinstance(no_aux(x), cv.Tensor)
-    assert no_aux.aux1 is None and _count(no_aux) == 6_624_904 - 1000 * 1024 - 1000 + 7 * 1024 + 7
+    assert no_aux.aux1 is None and n_params(no_aux) == 6_624_904 - 1000 * 1024 - 1000 + 7 * 1024 + 7
     v3 = M.inception_v3(aux_logits=False)
-    assert _count(v3) == 23_834_568
+    assert n_params(v3) == 23_834_568
     v3.eval()
     assert isinstance(v3(cv.randn(1, 3, 75, 75)), cv.Tensor)  # 75x75 is the smallest input it accepts
     assert M.InceptionOutputs._fields == ("logits", "aux_logits")
