@@ -188,3 +188,16 @@ def test_set_num_threads_rejects_bad_values():
         _threads.set_num_threads(0)
     with pytest.raises(ValueError, match="positive int or None, got True"):
         _threads.set_num_threads(True)
+
+
+def test_threaded_weight_gradients_are_bit_reproducible(monkeypatch):
+    """Chunks go to threads statically, so per-thread partial sums of dW are always added alike."""
+    monkeypatch.setattr(_im2col, "COLS_BUDGET_BYTES", 1)
+    monkeypatch.setattr(_threads, "_override", 3)
+    x = cv.tensor(rng.standard_normal((23, 16, 7, 7)).astype(np.float32))
+    grads = []
+    for _ in range(4):
+        w = cv.tensor(np.linspace(-1, 1, 16 * 16 * 9, dtype=np.float32).reshape(16, 16, 3, 3), requires_grad=True)
+        F.conv2d(x, w, padding=1).sum().backward()
+        grads.append(w.grad.numpy())
+    assert all(np.array_equal(grads[0], g) for g in grads[1:])

@@ -8,7 +8,8 @@ loaded machine (PERF_NOTES). NumPy releases the GIL inside GEMMs, copies and ufu
 
 The OpenBLAS thread count is read and set through `ctypes` on the library NumPy loaded (found in
 /proc/self/maps; a few microseconds per call, unlike threadpoolctl's ~0.7 ms context manager). When it cannot
-be found (another BLAS, another OS), everything runs on the calling thread.
+be found (another BLAS, another OS), everything runs on the calling thread. Chunks are assigned to threads
+statically (thread t takes chunks t, t + T, ...), so results are bit-reproducible for a given thread count.
 """
 
 from __future__ import annotations
@@ -108,16 +109,19 @@ def run_chunks(task: Callable[[slice, W], None], chunks: Sequence[slice], make: 
 
 def _run_threaded(task: Callable[[slice, W], None], chunks: Sequence[slice], make: Callable[[], W],
                   threads: int) -> list[W]:
-    """The chunks shared by `threads` threads (the calling one included), each with its own workspace."""
-    queue = iter(chunks)  # shared: next() on a list iterator is atomic under the GIL
+    """Thread t (the calling thread is t = 0) runs chunks t, t + threads, ... with its own workspace.
+
+    The assignment is static, not first-come: per-thread partial sums (weight gradients) then always cover the
+    same chunks and are added in the same order, so seeded runs are bit-reproducible for a given thread count.
+    """
     workspaces = [make() for _ in range(threads)]
 
-    def worker(ws: W) -> None:
-        for chunk in queue:
-            task(chunk, ws)
+    def worker(t: int) -> None:
+        for chunk in chunks[t::threads]:
+            task(chunk, workspaces[t])
 
-    futures = [_executor(threads - 1).submit(worker, ws) for ws in workspaces[1:]]
-    worker(workspaces[0])  # the calling thread works too
+    futures = [_executor(threads - 1).submit(worker, t) for t in range(1, threads)]
+    worker(0)
     for f in futures:
         f.result()
     return workspaces
