@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -88,14 +88,11 @@ class Optimizer:
     # ----- stepping -----------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (default, as PyTorch) or to zeros in place."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        for _, p, grad in self._params_with_grad():
+            if set_to_none:
+                p.grad = None
+            else:
+                grad.data[...] = 0
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss first and is returned."""
@@ -103,18 +100,22 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        for group, p, grad in self._params_with_grad():
+            self._update(group, p, self._grad_array(p, grad), self.state[p])
+        return loss
+
+    def _params_with_grad(self) -> Iterator[tuple[dict[str, Any], Tensor, Tensor]]:
+        """(group, parameter, its gradient) for every parameter that has a gradient, in group order."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self._update(group, p, self._grad_array(p), self.state[p])
-        return loss
+                if p.grad is not None:
+                    yield group, p, p.grad
 
     def _update(self, group: dict[str, Any], param: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _grad_array(self, p: Tensor) -> np.ndarray:
-        g = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+    def _grad_array(self, p: Tensor, grad: Any) -> np.ndarray:
+        g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
         if g.shape != p.shape:
             raise ValueError(f"{type(self).__name__}.step: a gradient has shape {g.shape}, its parameter {p.shape}")
         return g
