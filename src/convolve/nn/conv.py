@@ -16,18 +16,13 @@ import convolve.nn.functional as F
 from convolve._validate import check_non_negative, check_positive, ntuple
 from convolve.backend import get_default_dtype
 from convolve.nn import init
+from convolve.nn._checks import check_count
 from convolve.nn.module import Module
 from convolve.nn.parameter import Parameter
 from convolve.tensor import Tensor
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _F_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
-
-
-def _check_count(value: Any, name: str, fn: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{fn}: `{name}` must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class _ConvNd(Module):
@@ -38,9 +33,9 @@ class _ConvNd(Module):
                  padding_mode: str, nd: int, dtype: Any = None) -> None:
         super().__init__()
         fn = type(self).__name__
-        self.in_channels = _check_count(in_channels, "in_channels", fn)
-        self.out_channels = _check_count(out_channels, "out_channels", fn)
-        self.groups = _check_count(groups, "groups", fn)
+        self.in_channels = check_count(in_channels, "in_channels", fn)
+        self.out_channels = check_count(out_channels, "out_channels", fn)
+        self.groups = check_count(groups, "groups", fn)
         if in_channels % groups:
             raise ValueError(f"{fn}: `in_channels` (={in_channels}) must be divisible by `groups` (={groups})")
         if out_channels % groups:

@@ -10,6 +10,7 @@ import numpy as np
 import convolve.nn.functional as F
 from convolve.backend import get_default_dtype
 from convolve.nn import init
+from convolve.nn._checks import check_count
 from convolve.nn.module import Module
 from convolve.nn.parameter import Parameter
 from convolve.tensor import Tensor
@@ -30,11 +31,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"Linear: `{name}` must be a positive integer, got {value!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = check_count(in_features, "in_features", "Linear")
+        self.out_features = check_count(out_features, "out_features", "Linear")
         dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         if bias:

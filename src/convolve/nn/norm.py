@@ -8,6 +8,7 @@ import numpy as np
 
 import convolve.nn.functional as F
 from convolve.backend import get_default_dtype
+from convolve.nn._checks import check_count
 from convolve.nn.module import Module
 from convolve.nn.parameter import Parameter
 from convolve.tensor import Tensor
@@ -28,13 +29,12 @@ class _BatchNorm(Module):
                  track_running_stats: bool = True, dtype: Any = None, *, bias: bool = True) -> None:
         super().__init__()
         fn = type(self).__name__
-        if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer) or num_features < 1:
-            raise ValueError(f"{fn}: `num_features` must be a positive integer, got {num_features!r}")
+        num_features = check_count(num_features, "num_features", fn)
         if not eps > 0:
             raise ValueError(f"{fn}: `eps` must be positive, got {eps}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{fn}: `momentum` must be in [0, 1] or None, got {momentum}")
-        self.num_features = int(num_features)
+        self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
@@ -116,9 +116,7 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-            raise ValueError(f"LocalResponseNorm: `size` must be a positive integer, got {size!r}")
-        self.size = int(size)
+        self.size = check_count(size, "size", "LocalResponseNorm")
         self.alpha = alpha
         self.beta = beta
         self.k = k
