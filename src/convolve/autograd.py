@@ -21,28 +21,35 @@ so that `Tensor.backward()` can call `backward` in reverse topological order.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Grad mode per thread (as PyTorch): a `no_grad()` in the loader's thread leaves the main thread alone."""
+
+    enabled = True
+
+
+_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations currently record a graph."""
-    return _grad_enabled
+    """Whether operations currently record a graph (in this thread)."""
+    return _mode.enabled
 
 
 @contextlib.contextmanager
 def _set_grad_enabled(mode: bool) -> Iterator[None]:
-    global _grad_enabled
-    previous = _grad_enabled
-    _grad_enabled = mode
+    previous = _mode.enabled
+    _mode.enabled = mode
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _mode.enabled = previous
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
@@ -81,14 +88,26 @@ class Context:
 
 
 class Node:
-    """A recorded application of a Function: its class, context and the input tensors."""
+    """A recorded application of a Function: its class, context, the input tensors, and the version of every
+    tensor whose memory the context saved (so an in-place write after the fact is caught, not silently used)."""
 
-    __slots__ = ("ctx", "fn", "inputs")
+    __slots__ = ("ctx", "fn", "inputs", "watched")
 
-    def __init__(self, fn: type[Function], ctx: Context, inputs: Sequence[Any]) -> None:
+    def __init__(self, fn: type[Function], ctx: Context | None, inputs: Sequence[Any],
+                 watched: list[tuple[list[int], int]]) -> None:
         self.fn = fn
         self.ctx = ctx
         self.inputs = inputs
+        self.watched = watched
+
+    def check_versions(self) -> None:
+        """Raise if a tensor whose array this node saved was modified in place since."""
+        for counter, version in self.watched:
+            if counter[0] != version:
+                raise RuntimeError(
+                    f"{self.fn.__name__}.backward: a tensor saved for the gradient was modified by an in-place "
+                    f"operation (version {counter[0]}, saved at version {version}); clone it before writing to it"
+                )
 
     def __repr__(self) -> str:
         return f"<{self.fn.__name__}Backward>"
@@ -111,13 +130,37 @@ class Function:
         ctx = Context()
         arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-        record = _grad_enabled and any(needs)
         ctx.needs_input_grad = needs
-        out = cls.forward(ctx, *arrays, **kwargs)
+        out = np.asarray(cls.forward(ctx, *arrays, **kwargs))
+        record = _mode.enabled and any(needs) and out.dtype.kind == "f"
         result = Tensor._from_array(out, requires_grad=record)
+        _share_versions(result, inputs)
         if record:
-            result._node = Node(cls, ctx, inputs)
+            result._node = Node(cls, ctx, inputs, _watch_saved(ctx, inputs, result))
         return result
+
+
+def _share_versions(result: Tensor, inputs: Sequence[Any]) -> None:
+    """An output that shares memory with an input (a view, or an in-place op) shares its version counter;
+    an in-place op (output array *is* the input array) bumps it."""
+    for t in inputs:
+        if isinstance(t, Tensor) and np.may_share_memory(result.data, t.data):
+            result._version = t._version
+            if result.data is t.data:
+                t._version[0] += 1
+            return
+
+
+def _watch_saved(ctx: Context, inputs: Sequence[Any], result: Tensor) -> list[tuple[list[int], int]]:
+    """(counter, version) of each input/output tensor whose memory a saved array overlaps."""
+    tensors = [t for t in inputs if isinstance(t, Tensor)] + [result]
+    watched = []
+    for arr in ctx.saved:
+        if isinstance(arr, np.ndarray):
+            for t in tensors:
+                if np.may_share_memory(arr, t.data):
+                    watched.append((t._version, t._version[0]))
+    return watched
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
@@ -142,8 +185,20 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
-def run_backward(root: Tensor, grad: Any) -> None:
-    """Propagate `grad` (d loss / d root) to every leaf that requires a gradient; leaf grads accumulate."""
+def _accumulate(t: Tensor, g: np.ndarray) -> None:
+    """Add `g` into `t.grad` (created on first use), in `t`'s dtype."""
+    if t.grad is None:
+        t.grad = Tensor._from_array(np.array(g, dtype=t.data.dtype, copy=True))
+    else:
+        t.grad.data += g
+
+
+def run_backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
+    """Propagate `grad` (d loss / d root) to every leaf that requires a gradient; leaf grads accumulate.
+
+    Unless `retain_graph`, each node's saved arrays are released once used (as PyTorch), so a graph held by a
+    logged loss costs no memory, and a second backward through it is an error rather than a silent reuse.
+    """
     grads: dict[int, Any] = {id(root): grad}
     for t in _topological_order(root):
         g = grads.pop(id(t), None)
@@ -151,15 +206,20 @@ def run_backward(root: Tensor, grad: Any) -> None:
             continue
         node = t._node
         if node is None:  # a leaf
-            if t.grad is None:
-                t.grad = Tensor._from_array(np.array(g, dtype=t.data.dtype, copy=True))
-            else:
-                t.grad.data = t.grad.data + g
+            _accumulate(t, g)
             continue
         if t._retains_grad:
-            t.grad = Tensor._from_array(np.array(g, copy=True))
+            _accumulate(t, g)
+        if node.ctx is None:
+            raise RuntimeError(
+                f"{node.fn.__name__}.backward: trying to backward through the graph a second time (its saved "
+                "arrays were freed after the first backward); pass retain_graph=True to the first backward call"
+            )
+        node.check_versions()
         with no_grad():
             input_grads = node.fn.backward(node.ctx, g)
+        if not retain_graph:
+            node.ctx = None
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(
                 f"{node.fn.__name__}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs"
@@ -170,6 +230,10 @@ def run_backward(root: Tensor, grad: Any) -> None:
             if ig.shape != inp.data.shape:
                 raise RuntimeError(
                     f"{node.fn.__name__}.backward: gradient shape {ig.shape} != input shape {inp.data.shape}"
+                )
+            if ig.dtype != inp.data.dtype:
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward: gradient dtype {ig.dtype} != input dtype {inp.data.dtype}"
                 )
             key = id(inp)
             grads[key] = ig if key not in grads else grads[key] + ig

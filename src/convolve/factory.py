@@ -29,8 +29,17 @@ def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones(_shape(size), _dtype(dtype)), requires_grad=requires_grad)
 
 
+def _scalar_dtype(dtype: Any, *values: Any) -> np.dtype:
+    """PyTorch's inference: an explicit dtype wins; any float value gives the default float, ints give int64."""
+    if dtype is not None:
+        return np.dtype(dtype)
+    if any(isinstance(v, float | np.floating) for v in values):
+        return get_default_dtype()
+    return np.dtype(np.int64)
+
+
 def full(size: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.full(tuple(size), fill_value, _dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(np.full(tuple(size), fill_value, _scalar_dtype(dtype, fill_value)), requires_grad=requires_grad)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
@@ -42,7 +51,8 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
-    return Tensor(np.arange(start, end, step) if end is not None else np.arange(start), dtype=dtype)
+    values = np.arange(start, end, step) if end is not None else np.arange(start)
+    return Tensor(values, dtype=_scalar_dtype(dtype, start, end, step))
 
 
 def rand(*size: Any, dtype: Any = None, generator: Generator | None = None, requires_grad: bool = False) -> Tensor:

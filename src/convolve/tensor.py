@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self._node: Any = None
         self._retains_grad = False
+        self._version = [0]  # bumped by in-place writes; shared with views (see autograd._share_versions)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -51,6 +52,7 @@ class Tensor:
         t.grad = None
         t._node = None
         t._retains_grad = False
+        t._version = [0]
         t.requires_grad = requires_grad
         return t
 
@@ -73,7 +75,7 @@ class Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (as `torch.Tensor.retain_grad`)."""
         self._retains_grad = True
 
-    def backward(self, gradient: ArrayLike | None = None) -> None:
+    def backward(self, gradient: ArrayLike | None = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`; `gradient` is required unless self is a scalar."""
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph")
@@ -87,7 +89,7 @@ class Tensor:
             g = _as_array(gradient, self.data.dtype)
             if g.shape != self.data.shape:
                 raise ValueError(f"backward: `gradient` shape {g.shape} must equal the tensor's shape {self.shape}")
-        _autograd.run_backward(self, g)
+        _autograd.run_backward(self, g, retain_graph=retain_graph)
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's data, cut from the graph."""
@@ -133,7 +135,12 @@ class Tensor:
         return f"tensor({np.array2string(self.data, separator=', ', prefix='tensor(')}, dtype={self.dtype}{grad})"
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        if copy is False:
+            if dtype is not None and np.dtype(dtype) != self.data.dtype:
+                raise ValueError(f"__array__: cannot convert dtype {self.data.dtype} to {dtype} without a copy")
+            return self.data
+        # NumPy 2 trusts the copy flag: np.array(t) must not alias the tensor's memory
+        return np.array(self.data, dtype=dtype, copy=True)
 
     def __bool__(self) -> bool:
         return bool(self.data)
@@ -164,44 +171,75 @@ class Tensor:
 
     # ----- arithmetic -------------------------------------------------------------------------------
     def _other(self, other: Any) -> Any:
+        """`other` as a Tensor. A Python scalar takes our dtype (x * 0.5 stays float32), except a float with
+        an integer tensor, which gives the default float dtype as in PyTorch (int_tensor * 0.5 is not 0)."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, np.ndarray):
-            return Tensor._from_array(other)
-        return Tensor._from_array(np.asarray(other, dtype=self.dtype))  # Python scalar: keep our dtype
+        if isinstance(other, np.ndarray | np.generic):
+            arr = np.asarray(other)
+            if arr.ndim == 0 and arr.dtype.kind == "f" and self.dtype.kind == "f":
+                arr = arr.astype(self.dtype)  # a 0-d float acts like a Python scalar (PyTorch's rule)
+            return Tensor._from_array(arr)
+        if isinstance(other, builtins.float) and self.dtype.kind != "f":
+            return Tensor._from_array(np.asarray(other, dtype=get_default_dtype()))
+        return Tensor._from_array(np.asarray(other, dtype=self.dtype))
+
+    def _pair(self, other: Any, true_divide: bool = False) -> tuple[Tensor, Tensor]:
+        """(self, other) with PyTorch's type promotion: an integer operand meeting a float one takes the float's
+        dtype (int64 * float32 is float32, not NumPy's float64); integer true division gives the default float."""
+        o = self._other(other)
+        a_kind, b_kind = self.dtype.kind, o.dtype.kind
+        if a_kind == "f" and b_kind != "f":
+            return self, o.to(self.dtype)
+        if b_kind == "f" and a_kind != "f":
+            return self.to(o.dtype), o
+        if true_divide and a_kind != "f":
+            return self.to(get_default_dtype()), o.to(get_default_dtype())
+        return self, o
 
     def __add__(self, other: Any) -> Tensor:
-        return _ew.Add.apply(self, self._other(other))
+        return _ew.Add.apply(*self._pair(other))
 
     def __radd__(self, other: Any) -> Tensor:
-        return _ew.Add.apply(self._other(other), self)
+        a, b = self._pair(other)
+        return _ew.Add.apply(b, a)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _ew.Sub.apply(self, self._other(other))
+        return _ew.Sub.apply(*self._pair(other))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _ew.Sub.apply(self._other(other), self)
+        a, b = self._pair(other)
+        return _ew.Sub.apply(b, a)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _ew.Mul.apply(self, self._other(other))
+        return _ew.Mul.apply(*self._pair(other))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _ew.Mul.apply(self._other(other), self)
+        a, b = self._pair(other)
+        return _ew.Mul.apply(b, a)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _ew.Div.apply(self, self._other(other))
+        return _ew.Div.apply(*self._pair(other, true_divide=True))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _ew.Div.apply(self._other(other), self)
+        a, b = self._pair(other, true_divide=True)
+        return _ew.Div.apply(b, a)
 
     def __pow__(self, exponent: Any) -> Tensor:
-        return _ew.Pow.apply(self, self._other(exponent))
+        return _ew.Pow.apply(*self._pair(exponent))
 
     def __rpow__(self, base: Any) -> Tensor:
-        return _ew.Pow.apply(self._other(base), self)
+        a, b = self._pair(base)
+        return _ew.Pow.apply(b, a)
 
     def __neg__(self) -> Tensor:
         return _ew.Neg.apply(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ew.Abs.apply(self)
 
     def __matmul__(self, other: Any) -> Tensor:
         return _ew.MatMul.apply(self, self._other(other))
@@ -256,10 +294,29 @@ class Tensor:
     def mean(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
         return _red.Mean.apply(self, axis=_axes(axis, dim), keepdims=keepdims or keepdim)
 
-    def max(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def max(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool = False) -> Any:
+        """As PyTorch: `max()` is the largest value; `max(dim)` returns (values, indices). NumPy's `axis=`
+        gives the values only (like `amax`)."""
+        if dim is None:
+            return self.amax(axis=axis, keepdims=keepdims or keepdim)
+        values = self.amax(axis=dim, keepdims=keepdim)
+        indices = np.argmax(self.data, axis=dim)
+        return MaxMin(values, Tensor._from_array(np.expand_dims(indices, dim) if keepdim else indices))
+
+    def min(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool = False) -> Any:
+        """As `max`, for the smallest value."""
+        if dim is None:
+            return self.amin(axis=axis, keepdims=keepdims or keepdim)
+        values = self.amin(axis=dim, keepdims=keepdim)
+        indices = np.argmin(self.data, axis=dim)
+        return MaxMin(values, Tensor._from_array(np.expand_dims(indices, dim) if keepdim else indices))
+
+    def amax(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """Largest values over `axis`/`dim` (all if None); ties share the gradient equally."""
         return _red.Max.apply(self, axis=_axes(axis, dim), keepdims=keepdims or keepdim)
 
-    def min(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def amin(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """Smallest values over `axis`/`dim` (all if None)."""
         return -_red.Max.apply(-self, axis=_axes(axis, dim), keepdims=keepdims or keepdim)
 
     def var(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, unbiased: bool = True) -> Tensor:
@@ -286,7 +343,9 @@ class Tensor:
         s = self.shape
         if not s:
             return self.reshape(1)
-        start, end = start_dim % len(s), end_dim % len(s)
+        start, end = _dim(start_dim, len(s), "flatten", "start_dim"), _dim(end_dim, len(s), "flatten", "end_dim")
+        if start > end:
+            raise ValueError(f"flatten: `start_dim` ({start_dim}) must not come after `end_dim` ({end_dim})")
         return self.reshape((*s[:start], -1, *s[end + 1 :]))
 
     def permute(self, *dims: Any) -> Tensor:
@@ -304,7 +363,7 @@ class Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
 
     def unsqueeze(self, dim: int) -> Tensor:
-        d = dim % (self.ndim + 1)
+        d = _dim(dim, self.ndim + 1, "unsqueeze", "dim")
         return self.reshape((*self.shape[:d], 1, *self.shape[d:]))
 
     def squeeze(self, dim: int | None = None) -> Tensor:
@@ -332,14 +391,17 @@ class Tensor:
         if self.requires_grad and self.is_leaf:
             raise RuntimeError("in-place assignment to a leaf tensor that requires grad is not allowed")
         self.data[index] = value.data if isinstance(value, Tensor) else value
+        self._version[0] += 1
 
     # ----- in-place (no graph) ----------------------------------------------------------------------
     def zero_(self) -> Tensor:
         self.data[...] = 0
+        self._version[0] += 1
         return self
 
     def fill_(self, value: builtins.float) -> Tensor:
         self.data[...] = value
+        self._version[0] += 1
         return self
 
     def copy_(self, src: Any) -> Tensor:
@@ -347,7 +409,22 @@ class Tensor:
         if src_arr.shape != self.shape:
             raise ValueError(f"copy_: `src` shape {src_arr.shape} must equal {self.shape}")
         self.data[...] = src_arr
+        self._version[0] += 1
         return self
+
+
+class MaxMin(NamedTuple):
+    """(values, indices), as returned by `Tensor.max(dim)` / `Tensor.min(dim)`."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _dim(dim: int, ndim: int, fn: str, name: str) -> int:
+    """`dim` in [-ndim, ndim) as a non-negative index, else a ValueError naming it."""
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{fn}: `{name}` ({dim}) is out of range for {ndim} dimensions: expected [{-ndim}, {ndim})")
+    return dim % ndim
 
 
 def _axes(axis: Any, dim: Any) -> Any:

@@ -18,18 +18,17 @@ class GradcheckError(AssertionError):
 def numerical_grad(fn: Callable[..., Tensor], inputs: Sequence[Tensor], index: int, weight: np.ndarray,
                    eps: float) -> np.ndarray:
     """d sum(weight * fn(*inputs)) / d inputs[index], by central differences, one element at a time."""
-    x = inputs[index].data
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)  # a view: writes perturb the input in place
+    x = inputs[index].data  # perturbed in place, element by element (works for non-contiguous arrays too)
+    grad = np.zeros(x.shape, dtype=np.float64)
     with no_grad():
-        for i in range(flat.size):
-            orig = flat[i]
-            flat[i] = orig + eps
+        for i in np.ndindex(x.shape):
+            orig = x[i]
+            x[i] = orig + eps
             plus = float(np.sum(weight * fn(*inputs).data))
-            flat[i] = orig - eps
+            x[i] = orig - eps
             minus = float(np.sum(weight * fn(*inputs).data))
-            flat[i] = orig
-            grad.reshape(-1)[i] = (plus - minus) / (2 * eps)
+            x[i] = orig
+            grad[i] = (plus - minus) / (2 * eps)
     return grad
 
 

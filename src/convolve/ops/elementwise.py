@@ -84,10 +84,14 @@ class Pow(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
         a, b, out = ctx.saved
-        ga = unbroadcast(grad * b * np.power(a, b - 1), np.shape(a)) if _needs(ctx, 0) else None
+        ga = None
+        if _needs(ctx, 0):  # b * a^(b-1), and 0 where b == 0 (PyTorch; a^-1 at a = 0 would make it nan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                da = np.where(b == 0, 0, b * np.power(a, b - 1)).astype(grad.dtype, copy=False)
+            ga = unbroadcast(grad * da, np.shape(a))
         gb = None
-        if _needs(ctx, 1):
-            log_a = np.log(np.where(a > 0, a, 1))  # d/db a^b = a^b log a; 0 where a <= 0, as PyTorch
+        if _needs(ctx, 1):  # a^b log a; where a <= 0 we give 0 (PyTorch gives nan for a < 0)
+            log_a = np.log(np.where(a > 0, a, 1))
             gb = unbroadcast(grad * out * log_a, np.shape(b))
         return ga, gb
 

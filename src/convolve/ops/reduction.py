@@ -10,14 +10,16 @@ from convolve.autograd import Context, Function
 
 
 def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """Axes as non-negative ints; a 0-d tensor accepts 0 and -1 (PyTorch) and reduces over nothing."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"`axis` {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(a) % max(ndim, 1))
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"reduction: `axis`/`dim` {a} is out of range for a tensor with {ndim} dimensions")
+        if ndim:
+            out.append(int(a) % ndim)
     return tuple(out)
 
 
@@ -44,6 +46,8 @@ class Sum(Function):
 class Mean(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+        if a.dtype.kind != "f":
+            raise TypeError(f"mean: `input` must be a floating-point tensor, got dtype {a.dtype} (convert it first)")
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, _normalize_axes(axis, a.ndim), keepdims
         ctx.count = int(np.prod([a.shape[i] for i in ctx.axes])) if a.ndim else 1
         return np.asarray(a.mean(axis=ctx.axes, keepdims=keepdims))

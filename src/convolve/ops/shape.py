@@ -62,8 +62,17 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
         out = np.zeros(ctx.shape, dtype=grad.dtype)
-        np.add.at(out, ctx.index, grad)
+        if _is_basic_index(ctx.index):  # slices/ints pick each element at most once: plain assignment
+            out[ctx.index] = grad
+        else:
+            np.add.at(out, ctx.index, grad)
         return (out,)
+
+
+def _is_basic_index(index: Any) -> bool:
+    """True for NumPy basic indexing (ints, slices, None, Ellipsis), which never repeats an element."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, int | np.integer | slice) or i is None or i is Ellipsis for i in parts)
 
 
 class Cast(Function):
@@ -113,6 +122,9 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Concatenate along an existing dimension `dim` (torch.cat); shapes must agree elsewhere."""
     _check_same_rank(tensors, "cat")
     ref = tensors[0].shape
+    if not -len(ref) <= dim < len(ref):
+        raise ValueError(f"cat: `dim` ({dim}) is out of range for {len(ref)}-D tensors: "
+                         f"expected [{-len(ref)}, {len(ref)})")
     for i, t in enumerate(tensors):
         if t.ndim != len(ref) or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref)) if j != dim % len(ref)):
             raise ValueError(f"cat: `tensors[{i}]` has shape {t.shape}, which does not match {ref} except at dim {dim}")

@@ -147,7 +147,7 @@ class CrossEntropy(Function):
         m, c = probs.shape
         gi = _upstream(grad, reduction, denom, m)  # (M,)
         w_sum = c if weight is None else weight.sum()
-        sum_q = (1 - eps) * wy + (eps / c) * w_sum * valid  # (M,) total mass of q per sample
+        sum_q = ((1 - eps) * wy + (eps / c) * w_sum * valid).astype(probs.dtype, copy=False)  # (M,) mass of q
         gx = probs * (sum_q * gi)[:, None]  # (M, C): sum(q) softmax
         if eps > 0:
             w_row = 1 if weight is None else weight[None, :]

@@ -42,7 +42,7 @@ class BatchNorm(Function):
         x_hat = (x - mean.astype(x.dtype, copy=False).reshape(bshape)) * inv_std
         ctx.save_for_backward(x_hat, inv_std, weight)
         ctx.axes, ctx.bshape, ctx.batch_stats = axes, bshape, batch_stats
-        out = x_hat if weight is None else x_hat * weight.reshape(bshape)
+        out = x_hat.copy() if weight is None else x_hat * weight.reshape(bshape)  # never alias the saved x_hat
         return out if bias is None else out + bias.reshape(bshape)
 
     @staticmethod
