@@ -157,3 +157,10 @@ def test_basic_slicing_gradient_matches_fancy_path():
     expected = np.zeros((3, 4))
     expected[1:, ::2] = 1
     np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_batch_norm_refuses_mixed_dtypes():
+    x = cv.tensor(np.ones((2, 3), np.float32))
+    w = cv.tensor(np.ones(3))
+    with pytest.raises(TypeError, match=r"batch_norm: `weight` has dtype float64 but `input` is float32"):
+        cv.nn.functional.batch_norm(x, None, None, weight=w, training=True)

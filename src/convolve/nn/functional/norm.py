@@ -59,10 +59,12 @@ class BatchNorm(Function):
         return gx, gw, gb
 
 
-def _check_channel_vector(t: Tensor | None, name: str, c: int, fn: str) -> None:
+def _check_channel_vector(t: Tensor | None, name: str, c: int, fn: str, dtype: np.dtype | None = None) -> None:
     if t is None:
         return
     check_float(t, name, fn)
+    if dtype is not None and t.dtype != dtype:
+        raise TypeError(f"{fn}: `{name}` has dtype {t.dtype} but `input` is {dtype}: convert one of them")
     if t.shape != (c,):
         raise ValueError(f"{fn}: `{name}` must have shape ({c},) (one value per channel), got {tuple(t.shape)}")
 
@@ -84,7 +86,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
-        _check_channel_vector(t, name, c, fn)
+        _check_channel_vector(t, name, c, fn, input.dtype if name in ("weight", "bias") else None)
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{fn}: `running_mean` and `running_var` are required when training=False")
     m = input.data.size // c  # values per channel
