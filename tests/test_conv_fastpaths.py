@@ -172,12 +172,14 @@ def test_1x1_convolutions(kwargs, dtype):
 
 
 def test_dtype_and_contiguity_are_kept():
-    for path in ("small", "gemm"):
+    for path, c in (("small", 3), ("gemm", 16), ("depthwise", 16), ("small", 16)):
         for dtype in (np.float32, np.float64):
-            x = cv.tensor(rng.standard_normal((2, 3, 5, 5)).astype(dtype), requires_grad=True)
-            w = cv.tensor(rng.standard_normal((4, 3, 3, 3) if path == "small" else (4, 3, 7, 7)).astype(dtype),
-                          requires_grad=True)
-            y = F.conv2d(x, w, padding=3 if path == "gemm" else 1)
+            x = cv.tensor(rng.standard_normal((2, c, 5, 5)).astype(dtype), requires_grad=True)
+            shape = {"depthwise": (c, 1, 3, 3), "small": (4, c, 1, 1)}.get(path, (4, c, 3, 3))
+            w = cv.tensor(rng.standard_normal(shape).astype(dtype), requires_grad=True)
+            groups = c if path == "depthwise" else 1
+            assert conv_mod.conv_path(c, w.shape, groups) == path
+            y = F.conv2d(x, w, padding=1, groups=groups)
             y.sum().backward()
             assert y.dtype == dtype and x.grad.dtype == dtype and w.grad.dtype == dtype
             assert y.data.flags.c_contiguous and x.grad.data.flags.c_contiguous

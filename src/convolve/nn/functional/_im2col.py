@@ -16,7 +16,7 @@ the columns chunk by chunk instead of caching them (PERF_NOTES: ~100 MB instead 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -202,11 +202,6 @@ def col2im_nhwc(grad: np.ndarray, w_mat: np.ndarray, kernel: Pair, stride: Pair,
 
     cols_len = (chunks[0].stop - chunks[0].start) * oh * ow * kh * kw * c_g
     run_chunks(task, chunks, lambda: _Workspace(chunks[0].stop - chunks[0].start, padded, cols_len, dx.dtype))
-
-
-def chunk_rows(n: int, per_item: int) -> Iterator[slice]:
-    """Batch slices for elementwise passes (depthwise paths) that keep one chunk under the budget."""
-    yield from batch_chunks(n, per_item)
 
 
 # ----- the small-channel path: NCHW-native ("transposed") im2col, one GEMM per image ------------------------

@@ -96,12 +96,18 @@ def _flipped_w_mat(weight: np.ndarray, groups: int) -> np.ndarray:
 
 
 def conv_path(channels: int, weight_shape: tuple[int, ...], groups: int, stride: Pair = (1, 1)) -> str:
-    """Which engine runs a conv2d: 'depthwise', 'small' (NCHW-native, few columns) or 'gemm' (channels-last)."""
+    """Which engine runs a conv2d: 'depthwise', 'small' (NCHW-native, few channels, 1x1) or 'gemm' (NHWC)."""
     if is_depthwise(channels, weight_shape, groups, stride):
         return "depthwise"
     if groups == 1 and (channels <= SMALL_MAX_CHANNELS or tuple(weight_shape[2:]) == (1, 1)):
         return "small"
     return "gemm"
+
+
+_NCHW_ENGINES: dict[str, tuple[Any, Any]] = {
+    "small": (small_forward, small_backward),
+    "depthwise": (depthwise_forward, depthwise_backward),
+}
 
 
 class Conv2dFunction(Function):
@@ -118,7 +124,7 @@ class Conv2dFunction(Function):
         ctx.geometry = (stride, padding, dilation, groups, path)
         if path != "gemm":  # NCHW-native engines
             out = np.empty((n, k, oh, ow), dtype=x.dtype)
-            (small_forward if path == "small" else depthwise_forward)(x, weight, bias, stride, dilation, padding, out)
+            _NCHW_ENGINES[path][0](x, weight, bias, stride, dilation, padding, out)
             return out
         out, out_nhwc = _empty_nchw(n, k, oh, ow, x.dtype)  # (N, K, oh, ow) and its NHWC view
         src = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
@@ -133,8 +139,7 @@ class Conv2dFunction(Function):
         db = grad.sum(axis=(0, 2, 3)) if need_b else None  # (K,)
         if path != "gemm":  # NCHW-native engines
             dx = np.empty(x.shape, dtype=x.dtype) if need_x else None  # (N, C, H, W)
-            engine = small_backward if path == "small" else depthwise_backward
-            return dx, engine(x, grad, weight, stride, dilation, padding, dx, need_w), db
+            return dx, _NCHW_ENGINES[path][1](x, grad, weight, stride, dilation, padding, dx, need_w), db
         n, c, h, w = x.shape
         src, g = x.transpose(0, 2, 3, 1), grad.transpose(0, 2, 3, 1)  # (N, H, W, C), (N, oh, ow, K)
         dx, dx_nhwc = _empty_nchw(n, c, h, w, x.dtype) if need_x else (None, None)
