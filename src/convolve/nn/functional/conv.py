@@ -17,6 +17,15 @@ GEMM with the weights seen as a (K, C*kh*kw) matrix (one GEMM per group). The ba
 A transposed convolution (`conv_transpose2d`) is the input-gradient computation of a convolution used as a
 forward pass, so its forward is "GEMM + col2im" and its backward is "im2col + GEMM". conv1d runs as conv2d
 with a height-1 kernel. Padding here is zero padding; other modes are `F.pad` before the convolution.
+
+Engines (`conv_path`, all measured against PyTorch in benchmarks/RESULTS.md "Performance"):
+* 'gemm' (most layers): channels-last im2col of each batch chunk (a few MB, buffers reused; rebuilt in backward,
+  never cached), one GEMM per group writing output rows; the stride-1 input gradient is the flipped-filter
+  convolution of dY when that is cheaper than col2im;
+* 'small' (ungrouped, C <= 8, or 1x1 kernels): NCHW im2col per image, W @ cols writes NCHW directly;
+* 'depthwise' (groups == C, square stride): a shifted multiply-add per kernel offset, no GEMM.
+Batch chunks run on Python threads (as many as OpenBLAS may use) while OpenBLAS itself is held to one thread
+(`convolve._threads`).
 """
 
 from __future__ import annotations
