@@ -249,8 +249,6 @@ def test_progress_bar_shows_metrics(monkeypatch):
     assert "loss=0.3750" in out and "acc=0.8750" in out and "img/s=" in out and "val_accuracy=0.9000" in out
 
 
-@pytest.mark.xfail(reason="convolve._threads.run_chunks hands chunks to threads dynamically, so with 2+ threads the "
-                          "per-thread partial sums of conv weight gradients depend on timing", strict=False)
 def test_seeded_runs_identical_with_threaded_convolutions():
     from convolve import _threads, models
 

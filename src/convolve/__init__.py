@@ -1,6 +1,7 @@
 """convolve: convolutional neural networks on NumPy, every backward pass written out and checked."""
 
 from convolve import data, nn, optim
+from convolve._threads import get_num_threads, set_num_threads
 from convolve.autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from convolve.backend import get_default_dtype, set_default_dtype
 from convolve.factory import (
@@ -39,6 +40,7 @@ __all__ = [
     "from_numpy",
     "full",
     "get_default_dtype",
+    "get_num_threads",
     "is_grad_enabled",
     "load",
     "manual_seed",
@@ -53,6 +55,7 @@ __all__ = [
     "save",
     "set_default_dtype",
     "set_grad_enabled",
+    "set_num_threads",
     "stack",
     "tensor",
     "zeros",
