@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import convolve as cv
 import convolve.nn.functional as F
+import convolve.nn.functional.norm as norm
 from convolve.testing import gradcheck
 from tests.oracle import assert_close, compare_with_torch
 
@@ -75,6 +76,57 @@ def test_batch_norm_gradcheck(training):
     b = cv.tensor(rng.standard_normal(2), requires_grad=True)
     rm, rv = cv.tensor(np.zeros(2)), cv.tensor(np.ones(2))
     assert gradcheck(lambda t, u, v: F.batch_norm(t, rm, rv, u, v, training=training, momentum=0.0), [x, w, b])
+
+
+@pytest.mark.parametrize("row_bytes", [0, 1 << 20])  # per-channel operands as (1, C, 1) broadcasts / repeated rows
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=12, deadline=None)
+@given(shape=st.sampled_from([(1, 2, 3, 3), (4, 3, 2, 5), (3, 2, 5), (2, 4)]), training=st.booleans(),
+       grads=st.sampled_from([(True, True, True), (True, False, False), (False, True, False), (False, False, True)]))
+def test_batch_norm_operand_layouts_and_gradient_subsets(row_bytes, dtype, shape, training, grads):
+    c = shape[1]
+    (rm, rv), (trm, trv) = _running(c, dtype)
+    x, w, b = (a.astype(dtype) for a in (2 * rng.standard_normal(shape) - 1, rng.standard_normal(c),
+                                         rng.standard_normal(c)))  # cast: inputs without a gradient are kept as is
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(norm, "_ROW_BYTES", row_bytes)
+        compare_with_torch(lambda t, u, v: F.batch_norm(t, rm, rv, u, v, training),
+                           lambda t, u, v: TF.batch_norm(t, trm, trv, u, v, training), [x, w, b], dtype, grad=grads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_non_contiguous_input(dtype, training):
+    (rm, rv), (trm, trv) = _running(3, dtype)
+    x, w, b = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal(3), rng.standard_normal(3)  # NHWC, permuted
+    compare_with_torch(lambda t, u, v: F.batch_norm(t.permute(0, 3, 1, 2), rm, rv, u, v, training),
+                       lambda t, u, v: TF.batch_norm(t.permute(0, 3, 1, 2), trm, trv, u, v, training), [x, w, b],
+                       dtype)
+
+
+def test_batch_norm_float32_with_a_large_mean_stays_accurate():
+    """Variance and sum(dy * x_hat) come from centred values, not E[x^2] - mean^2 (which loses ~all digits here)."""
+    x = (50 + rng.standard_normal((8, 3, 6, 6))).astype(np.float32)
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+    compare_with_torch(lambda t, u, v: F.batch_norm(t, None, None, u, v, training=True),
+                       lambda t, u, v: TF.batch_norm(t, None, None, u, v, training=True), [x, w, b], np.float32)
+
+
+def test_batch_norm_backward_twice_with_retain_graph_and_in_place_write_caught():
+    x = cv.tensor(rng.standard_normal((4, 3, 2, 2)), requires_grad=True)
+    w = cv.tensor(rng.standard_normal(3), requires_grad=True)
+    g = cv.tensor(rng.standard_normal((4, 3, 2, 2)))
+    y = F.batch_norm(x, None, None, w, training=True)
+    y.backward(g, retain_graph=True)
+    first_x, first_w = x.grad.numpy().copy(), w.grad.numpy().copy()
+    y.backward(g)  # backward must not have overwritten what it saved
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first_x, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), 2 * first_w, rtol=1e-12)
+    h = x * 1.0
+    y = F.batch_norm(h, None, None, w, training=True)
+    h.zero_()
+    with pytest.raises(RuntimeError, match=r"BatchNorm.backward: a tensor saved for the gradient was modified"):
+        y.backward(g)
 
 
 def test_batch_norm_errors():

@@ -49,13 +49,14 @@ def _operand(v: np.ndarray, length: int) -> np.ndarray:
 
 
 def _channel_sum(a: np.ndarray) -> np.ndarray:
-    """Sum of (N, C, L) over N and L: (C,). Over N first (a (C, L) partial), then along the contiguous rows."""
-    return a.sum(axis=0).sum(axis=1)
+    """Sum of (N, C, L) over N and L: (C,). Along the contiguous rows first (einsum: fastest, several
+    accumulators), then the (N, C) partials in float64 (PyTorch accumulates float32 batch statistics in double)."""
+    return np.einsum("ncl->nc", a).sum(axis=0, dtype=np.float64).astype(a.dtype, copy=False)
 
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sum(a * b) of two (N, C, L) arrays over N and L, without an (N, C, L) temporary: (C,)."""
-    return np.einsum("ncl,ncl->nc", a, b).sum(axis=0)
+    return np.einsum("ncl,ncl->nc", a, b).sum(axis=0, dtype=np.float64).astype(a.dtype, copy=False)
 
 
 class BatchNorm(Function):
