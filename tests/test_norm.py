@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convolve as cv
+import convolve._threads as cv_threads
 import convolve.nn.functional as F
 import convolve.nn.functional.norm as norm
 from convolve.testing import gradcheck
@@ -92,6 +93,26 @@ def test_batch_norm_operand_layouts_and_gradient_subsets(row_bytes, dtype, shape
         patch.setattr(norm, "_ROW_BYTES", row_bytes)
         compare_with_torch(lambda t, u, v: F.batch_norm(t, rm, rv, u, v, training),
                            lambda t, u, v: TF.batch_norm(t, trm, trv, u, v, training), [x, w, b], dtype, grad=grads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 3, 4, 2), (3, 2, 7), (6, 4)])
+def test_batch_norm_in_chunks_of_samples_on_threads(threads, dtype, shape):
+    """One sample per chunk (as a big batch would be split), chunks over 1 or 2 threads."""
+    c = shape[1]
+    x, w, b = 3 * rng.standard_normal(shape) + 2, rng.standard_normal(c), rng.standard_normal(c)
+    (rm, rv), (trm, trv) = _running(c, dtype)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(norm, "_CHUNK_BYTES", 1)
+        cv_threads.set_num_threads(threads)
+        try:
+            compare_with_torch(lambda t, u, v: F.batch_norm(t, rm, rv, u, v, training=True),
+                               lambda t, u, v: TF.batch_norm(t, trm, trv, u, v, training=True), [x, w, b], dtype)
+        finally:
+            cv_threads.set_num_threads(None)
+    assert_close(rm.numpy(), trm.numpy(), dtype, "running_mean")
+    assert_close(rv.numpy(), trv.numpy(), dtype, "running_var")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
