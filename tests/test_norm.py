@@ -97,7 +97,7 @@ def test_batch_norm_operand_layouts_and_gradient_subsets(row_bytes, dtype, shape
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(5, 3, 4, 2), (3, 2, 7), (6, 4)])
+@pytest.mark.parametrize("shape", [(5, 3, 4, 2), (3, 2, 7), (6, 4), (3, 2, 2, 3, 2)])
 def test_batch_norm_in_chunks_of_samples_on_threads(threads, dtype, shape):
     """One sample per chunk (as a big batch would be split), chunks over 1 or 2 threads."""
     c = shape[1]
