@@ -164,3 +164,35 @@ def test_batch_norm_refuses_mixed_dtypes():
     w = cv.tensor(np.ones(3))
     with pytest.raises(TypeError, match=r"batch_norm: `weight` has dtype float64 but `input` is float32"):
         cv.nn.functional.batch_norm(x, None, None, weight=w, training=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_top_level_functions_match_torch(dtype):
+    from tests.oracle import compare_with_torch
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4,))
+    b[1] = a[0, 1]  # a tie for maximum/minimum: the gradient is split
+    compare_with_torch(cv.maximum, torch.maximum, [a, b], dtype)
+    compare_with_torch(cv.minimum, torch.minimum, [a, b], dtype)
+    compare_with_torch(lambda x, y: cv.where(x > y, x, y), lambda x, y: torch.where(x > y, x, y), [a, b], dtype)
+    compare_with_torch(lambda x: cv.exp(cv.clamp(x, -1, 1)).sum(dim=1),
+                       lambda x: torch.exp(torch.clamp(x, -1, 1)).sum(dim=1), [a], dtype)
+    compare_with_torch(lambda x, y: cv.concatenate([x, y[None, :]]), lambda x, y: torch.cat([x, y[None, :]]),
+                       [a, b], dtype)
+
+
+def test_where_needs_a_boolean_condition():
+    with pytest.raises(TypeError, match="where: `condition` must be a boolean tensor"):
+        cv.where(cv.tensor([1, 0]), cv.zeros(2), cv.ones(2))
+
+
+def test_list_of_index_tensors_acts_as_a_tuple_index():
+    x = cv.tensor(np.arange(12.0).reshape(3, 4))
+    np.testing.assert_array_equal(x[[cv.tensor([0, 1]), cv.tensor([2, 0])]].numpy(), [2.0, 4.0])
+
+
+def test_class_weights_must_not_require_grad():
+    logits, target = cv.zeros(2, 3), cv.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"cross_entropy: `weight` .* must not require grad"):
+        cv.nn.functional.cross_entropy(logits, target, weight=cv.ones(3, requires_grad=True))

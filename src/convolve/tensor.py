@@ -383,6 +383,8 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, Tensor):
             index = index.data
+        elif isinstance(index, list) and any(isinstance(i, Tensor) for i in index):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)  # PyTorch reads it as a tuple
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return _shape.GetItem.apply(self, index=index)

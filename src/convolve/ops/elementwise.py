@@ -199,3 +199,38 @@ class Clamp(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
         (mask,) = ctx.saved
         return (grad * mask,)
+
+
+class Where(Function):
+    """where(condition, a, b): the gradient goes to `a` where the condition holds, to `b` elsewhere."""
+
+    @staticmethod
+    def forward(ctx: Context, condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(condition)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.asarray(np.where(condition, a, b))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
+        (condition,) = ctx.saved
+        sa, sb = ctx.shapes
+        ga = unbroadcast(np.where(condition, grad, 0), sa).astype(grad.dtype, copy=False) if _needs(ctx, 1) else None
+        gb = unbroadcast(np.where(condition, 0, grad), sb).astype(grad.dtype, copy=False) if _needs(ctx, 2) else None
+        return None, ga, gb
+
+
+class Maximum(Function):
+    """Element-wise maximum; ties split the gradient equally between the two inputs (PyTorch's rule)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return np.asarray(np.maximum(a, b))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
+        a, b = ctx.saved
+        share_a = np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0)).astype(grad.dtype)
+        ga = unbroadcast(grad * share_a, np.shape(a)) if _needs(ctx, 0) else None
+        gb = unbroadcast(grad * (1 - share_a), np.shape(b)) if _needs(ctx, 1) else None
+        return ga, gb

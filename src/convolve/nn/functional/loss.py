@@ -107,6 +107,9 @@ def _check_weight(weight: Tensor | None, c: int, input: Tensor, fn: str) -> np.n
     if weight is None:
         return None
     check_float(weight, "weight", fn)
+    if weight.requires_grad:
+        raise ValueError(f"{fn}: `weight` (class weights) is a constant here and must not require grad; "
+                         "pass weight.detach()")
     if tuple(weight.shape) != (c,):
         raise ValueError(f"{fn}: `weight` must have shape ({c},) (one weight per class), got {tuple(weight.shape)}")
     return weight.data.astype(input.dtype, copy=False)
