@@ -23,7 +23,9 @@ Engines (`conv_path`, all measured against PyTorch in benchmarks/RESULTS.md "Per
   never cached), one GEMM per group writing output rows; the stride-1 input gradient is the flipped-filter
   convolution of dY when that is cheaper than col2im;
 * 'small' (ungrouped, C <= 8, or 1x1 kernels): NCHW im2col per image, W @ cols writes NCHW directly;
-* 'depthwise' (groups == C, square stride): a shifted multiply-add per kernel offset, no GEMM.
+* 'depthwise' (groups == C, square stride): a shifted multiply-add per kernel offset, no GEMM;
+* 'winograd' (3x3, stride 1, dilation 1, groups 1, C >= WINOGRAD_MIN_CHANNELS): Winograd F(2x2, 3x3), 16 GEMMs
+  with 2.25x fewer multiplies for the output and both gradients (`_winograd.py`, RESULTS "Winograd").
 Batch chunks run on Python threads (as many as OpenBLAS may use) while OpenBLAS itself is held to one thread
 (`convolve._threads`).
 """
@@ -58,6 +60,7 @@ from convolve.nn.functional._im2col import (
     small_backward,
     small_forward,
 )
+from convolve.nn.functional._winograd import winograd_conv, winograd_weight, winograd_weight_grad
 from convolve.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_transpose1d", "conv_transpose2d"]
@@ -79,6 +82,10 @@ FLIPPED_MIN_CHANNELS = 8
 # 2-3x faster for C = 1, 3, 6; 1.4-2.4x slower than the channels-last GEMM from C = 16), and so do 1x1 convs
 # (their image is their column matrix: no copy, no layout conversion).
 SMALL_MAX_CHANNELS = 8
+
+# Ungrouped 3x3 stride-1 dilation-1 layers with at least this many input and output channels run as Winograd
+# F(2x2, 3x3) (measured in benchmarks/RESULTS.md "Winograd"); `None` disables the engine.
+WINOGRAD_MIN_CHANNELS: int | None = 128
 
 
 def _empty_nchw(n: int, c: int, h: int, w: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +120,31 @@ def conv_path(channels: int, weight_shape: tuple[int, ...], groups: int, stride:
     return "gemm"
 
 
+def use_winograd(channels: int, weight_shape: tuple[int, ...], groups: int, stride: Pair, dilation: Pair) -> bool:
+    """Whether a layer the 'gemm' engine would run takes Winograd F(2x2, 3x3) instead (WINOGRAD_MIN_CHANNELS)."""
+    if WINOGRAD_MIN_CHANNELS is None or groups != 1 or tuple(weight_shape[2:]) != (3, 3):
+        return False
+    return stride == (1, 1) and dilation == (1, 1) and min(channels, weight_shape[0]) >= WINOGRAD_MIN_CHANNELS
+
+
+def _winograd_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
+                      padding: Pads, out: np.ndarray) -> None:
+    """out (N, K, oh, ow) = the 3x3 stride-1 convolution of x through Winograd F(2x2, 3x3)."""
+    winograd_conv(x, winograd_weight(weight), padding, out, bias)
+
+
+def _winograd_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
+                       padding: Pads, dx: np.ndarray | None, need_w: bool) -> np.ndarray | None:
+    """Fill dx (the Winograd conv of dY with flipped, in/out-swapped filters, full padding); return dW if asked."""
+    if dx is not None:
+        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, K, 3, 3)
+        g_pads = tuple((2 - lo, 2 - hi) for lo, hi in padding)
+        winograd_conv(grad, winograd_weight(flipped), g_pads, dx)
+    return winograd_weight_grad(x, grad, padding) if need_w else None
+
+
 _NCHW_ENGINES: dict[str, tuple[Any, Any]] = {
+    "winograd": (_winograd_forward, _winograd_backward),
     "small": (small_forward, small_backward),
     "depthwise": (depthwise_forward, depthwise_backward),
 }
@@ -129,6 +160,8 @@ class Conv2dFunction(Function):
         k, _, kh, kw = weight.shape
         oh, ow = out_size((h + sum(padding[0]), w + sum(padding[1])), (kh, kw), stride, dilation)
         path = conv_path(c, weight.shape, groups, stride)
+        if path == "gemm" and use_winograd(c, weight.shape, groups, stride, dilation):
+            path = "winograd"
         ctx.save_for_backward(x, weight)  # no im2col cached: backward rebuilds it chunk by chunk
         ctx.geometry = (stride, padding, dilation, groups, path)
         if path != "gemm":  # NCHW-native engines
