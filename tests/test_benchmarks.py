@@ -1,0 +1,55 @@
+"""Smoke tests of the benchmark scripts (benchmarks/): they keep running as the library changes, their FLOP
+counts are right, and the PyTorch twins bench_train.py times are layer for layer the zoo models."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("threadpoolctl")
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def scripts():  # the three scripts as modules; bench_train imports torch_twins from the same folder
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield {name: importlib.import_module(name) for name in ("bench_ops", "bench_train", "gemm_floor")}
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_bench_ops_counts_alexnet_conv1_flops(scripts):
+    case = next(c for c in scripts["bench_ops"].CASES if c.name.startswith("alexnet conv1"))
+    assert case.output_hw() == (55, 55)  # 227x227, 11x11 stride 4, no padding (lecture fact)
+    assert case.forward_flops() == 2 * 32 * 96 * 55 * 55 * (3 * 11 * 11)
+
+
+@pytest.mark.parametrize("op", ["conv", "maxpool", "avgpool"])
+def test_bench_ops_times_a_tiny_case(scripts, op):
+    case = scripts["bench_ops"].Case(f"tiny {op}", op, (2, 4, 8, 8), 4 if op == "conv" else 0, 3, 1, 1,
+                                     groups=2 if op == "conv" else 1)
+    result = scripts["bench_ops"].time_case(case, repeat=1)
+    for key in ("cv_fwd", "torch_fwd", "cv_fwdbwd", "torch_fwdbwd", "ratio_fwd", "ratio_fwdbwd"):
+        assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
+
+
+@pytest.mark.parametrize("network", ["lenet5", "vgg_small", "resnet20"])
+def test_bench_train_twins_load_into_the_zoo_models(scripts, network):
+    # the convolve worker loads the PyTorch twin's state_dict into get_model(network): any layer difference fails
+    for framework in ("cv", "torch"):
+        result = scripts["bench_train"].run_worker(framework, network, steps=1, threads=1, batch=2)
+        assert result["median_s"] > 0 and result["rss_mb"] > 0
+
+
+def test_gemm_floor_layers_and_products_run(scripts):
+    floor = scripts["gemm_floor"]
+    assert {layer.name: layer.out_hw for layer in floor.LAYERS}["lenet c3 6x14x14->16 5x5"] == 10
+    assert {layer.name: layer.out_hw for layer in floor.LAYERS}["resnet20 16x32x32->32 /2"] == 16
+    floor._gemms("numpy", floor.Layer("tiny", 4, 8, 4))()
