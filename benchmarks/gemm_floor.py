@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from convolve.nn.functional import conv_output_size
+
 BATCH, BUDGET = 128, 4 * 2**20
 
 
@@ -40,7 +42,7 @@ class Layer:
 
     @property
     def out_hw(self) -> int:
-        return (self.h + 2 * self.padding - self.kernel) // self.stride + 1
+        return conv_output_size(self.h, self.kernel, self.stride, self.padding)
 
 
 LAYERS = [
