@@ -114,3 +114,16 @@ def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def ensure_writable_dir(directory: str | os.PathLike[str]) -> Path:
+    """Create `directory` if needed and check a file can be written in it (before hours of training, not after)."""
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write into the output folder {folder}: {e.strerror or e}") from None
+    return folder

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from convolve import random as crandom
-from convolve._atomic import copy_file, remove_stale_temps
+from convolve._atomic import copy_file, ensure_writable_dir, remove_stale_temps
 from convolve.autograd import no_grad
 from convolve.backend import to_numpy
 from convolve.tensor import Tensor
@@ -222,6 +222,14 @@ class Trainer:
             self.save_checkpoint(folder / BEST, train_loader)
         self.history.save(folder)
 
+    def resume(self, train_loader: Any = None, checkpoint: bool | str | Path = True) -> Path:
+        """Restore the run from `checkpoint` (True: `checkpoint_dir/last.npz`) and finish the writes a kill cut
+        short after it was committed; `fit(..., resume=False)` then continues it. Returns the checkpoint's path."""
+        path = self._resume_path(checkpoint)
+        self.restore(path, train_loader)
+        self._repair_outputs(path)
+        return path
+
     def _repair_outputs(self, resumed_from: Path) -> None:
         """After a resume: finish the writes a kill may have cut after the checkpoint `resumed_from` was
         committed (best.npz when that epoch set a new best, both histories), so all files agree with it."""
@@ -237,11 +245,10 @@ class Trainer:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: `epochs` must be a positive int, got {epochs!r}")
         if self.checkpoint_dir is not None:
+            ensure_writable_dir(self.checkpoint_dir)
             remove_stale_temps(self.checkpoint_dir)
         if resume:
-            path = self._resume_path(resume)
-            self.restore(path, train_loader)
-            self._repair_outputs(path)
+            self.resume(train_loader, resume)
         elif self.seed is not None:
             crandom.manual_seed(self.seed)
             for i, gen in enumerate(self.loader_generators(train_loader)):
