@@ -157,6 +157,9 @@ def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.nda
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError(f"the checkpoint's normalization is unusable (mean {meta['mean']}, std {meta['std']}: "
+                         f"every std must be a finite number > 0)")
     return (x - mean) / std
 
 
@@ -164,10 +167,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Print the most probable class(es) and probability for each image."""
     model, meta = load_model(args.checkpoint)
     classes = meta.get("classes") or [str(i) for i in range(meta["num_classes"])]
+    native_pixels = meta["input_size"][1] * meta["input_size"][2]
+    max_pixels = max(64 * native_pixels, 1 << 16)  # decode cost bounded; a wrong size is reported by shape below
     for path in args.images:
-        x = prepare_image(read_image(path, float(meta["pixel_max"])), meta, str(path))
+        x = prepare_image(read_image(path, float(meta["pixel_max"]), max_pixels), meta, str(path))
         with no_grad():
             logits = np.asarray(model(Tensor(x)).data, dtype=np.float64)[0]
+        if not np.isfinite(logits).all():
+            raise ValueError(f"{path}: the model's output holds NaN or inf (are the checkpoint's weights finite?)")
         prob = np.exp(logits - logits.max())
         prob /= prob.sum()
         top = np.argsort(-prob, kind="stable")[: args.top]

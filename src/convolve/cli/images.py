@@ -21,7 +21,8 @@ MAX_FILE_BYTES = 64 << 20
 
 
 def read_image(path: str | Path, int_max: float = 255.0, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """(H, W, C) float64 image scaled to [0, 1]; integer NPY arrays are divided by `int_max`.
+    """(H, W, C) float64 image scaled to [0, 1]; integer NPY arrays are divided by `int_max`, float ones must be
+    finite and in [0, 1] already.
 
     Images of more than `max_pixels` pixels are refused from their header, before anything is decoded."""
     path = Path(path)
@@ -70,6 +71,13 @@ def _from_npy(path: Path, int_max: float, max_pixels: int = MAX_PIXELS) -> np.nd
         return arr.astype(np.float64) / int_max
     if arr.dtype.kind != "f":
         raise ValueError(f"predict: {path} must hold numbers, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"predict: {path} holds {int((~np.isfinite(arr)).sum())} NaN or inf values")
+    low, high = float(arr.min()), float(arr.max())
+    if low < 0 or high > 1:
+        hint = " (divide by 255, or save it as uint8)" if high <= 255 and low >= 0 else ""
+        raise ValueError(f"predict: {path} holds floats in [{low:g}, {high:g}]; float images must be scaled to "
+                         f"[0, 1]{hint}")
     return arr.astype(np.float64)
 
 

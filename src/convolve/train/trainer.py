@@ -7,11 +7,14 @@ its checkpoint ends with the same weights, bit for bit, as an uninterrupted run.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from convolve import random as crandom
 from convolve._atomic import copy_file, ensure_writable_dir, remove_stale_temps
@@ -20,6 +23,7 @@ from convolve.backend import to_numpy
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
+from convolve.train.guards import LossGrowthWatch, check_gradients, finite, nonfinite_loss_error
 from convolve.train.history import History
 from convolve.train.metrics import EvalResult, MetricAccumulator, topk_correct
 from convolve.train.progress import EpochProgress, progress_enabled
@@ -52,9 +56,11 @@ def evaluate(model: Any, loader: Iterable[Any], loss_fn: Callable[[Any, Any], An
     bar = EpochProgress(_num_batches(loader), "evaluate", progress_enabled(progress))
     try:
         with no_grad():
-            for x, y in loader:
+            for i, (x, y) in enumerate(loader):
                 out = model(x)
                 loss = float(to_numpy(loss_fn(out, y)))
+                if not math.isfinite(loss) or not finite(out):
+                    raise nonfinite_loss_error("evaluate", None, i + 1, x, out, loss)
                 acc.update(out, y, loss)
                 n = len(to_numpy(y))
                 bar.update(loss, topk_correct(out, y, 1), n)
@@ -101,6 +107,7 @@ class Trainer:
         self.best: float | None = None
         self.best_epoch: int | None = None  # the epoch whose weights best.npz holds
         self.stop_training = False
+        self._loss_watch = LossGrowthWatch()
 
     # ----- state -------------------------------------------------------------------------------------
     @staticmethod
@@ -153,10 +160,19 @@ class Trainer:
         return save_checkpoint(path, self.model.state_dict(), self.state_dict(train_loader))
 
     def restore(self, path: str | Path, train_loader: Any = None) -> None:
-        """Load a checkpoint written by `save_checkpoint` into the model, optimizer, scheduler and RNGs."""
+        """Load a checkpoint written by `save_checkpoint` into the model, optimizer, scheduler and RNGs: all or
+        nothing (a checkpoint that does not fit, e.g. of another optimizer, leaves everything as it was)."""
         model_state, state = load_checkpoint(path)
-        self.model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
-        self.load_state_dict(state, train_loader)
+        saved_model = {k: np.array(v.data, copy=True) for k, v in self.model.state_dict().items()}
+        saved_trainer = copy.deepcopy(self.state_dict(train_loader))
+        try:
+            self.load_state_dict(state, train_loader)
+            self.model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
+        except Exception as e:
+            self.model.load_state_dict({k: Tensor(v) for k, v in saved_model.items()})
+            self.load_state_dict(saved_trainer, train_loader)
+            raise ValueError(f"cannot restore {path}: {e} (the model, optimizer and random states are "
+                             f"unchanged)") from e
 
     # ----- loop --------------------------------------------------------------------------------------
     def _step_scheduler(self, record: dict[str, Any]) -> None:
@@ -173,23 +189,29 @@ class Trainer:
         bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}", progress_enabled(self.progress))
         try:
             for i, (x, y) in enumerate(loader):
-                self.optimizer.zero_grad()
-                out = self.model(x)
-                loss = self.loss_fn(out, y)
-                loss.backward()
-                self.optimizer.step()
-                if self.scheduler is not None and self.scheduler_interval == "step":
-                    self.scheduler.step()
-                value = float(to_numpy(loss))
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"fit: the training loss became {value} at epoch {epoch}, batch {i + 1}; "
-                                             f"try a lower learning rate")
+                out, value = self._train_step(x, y, epoch, i + 1)
                 bar.update(value, topk_correct(out, y, 1), len(to_numpy(y)))
         finally:
             bar.close()
         if bar.count == 0:
             raise ValueError("fit: `train_loader` yielded no batches")
         return {"train_loss": bar.loss, "train_accuracy": bar.accuracy, "images_per_second": bar.images_per_second}
+
+    def _train_step(self, x: Any, y: Any, epoch: int, batch: int) -> tuple[Any, float]:
+        """Forward, backward and (only when the loss and every gradient are finite) the optimizer step."""
+        self.optimizer.zero_grad()
+        out = self.model(x)
+        loss = self.loss_fn(out, y)
+        value = float(to_numpy(loss))
+        if not math.isfinite(value):
+            raise nonfinite_loss_error("fit", epoch, batch, x, out, value, self.model.parameters())
+        loss.backward()
+        check_gradients((p for g in self.optimizer.param_groups for p in g["params"]), epoch, batch, value)
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        self._loss_watch.update(value, epoch, batch)
+        return out, value
 
     def _monitor_value(self, record: dict[str, Any]) -> tuple[str, float]:
         if self.early_stopping is not None:
@@ -254,6 +276,7 @@ class Trainer:
             for i, gen in enumerate(self.loader_generators(train_loader)):
                 gen.manual_seed(self.seed + 1 + i)
         self.stop_training = bool(self.early_stopping and self.early_stopping.stopped_epoch is not None)
+        self._loss_watch = LossGrowthWatch()
         while self.epoch < epochs and not self.stop_training:
             start = time.perf_counter()
             lr = float(self.optimizer.param_groups[0]["lr"])
