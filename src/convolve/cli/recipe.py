@@ -176,7 +176,7 @@ def replay_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: 
         group["lr"] = learning_rate(args)
     scheduler = build_scheduler(args, optimizer, steps_per_epoch)
     if scheduler is not None:
-        per_batch = args.schedule == "onecycle"
+        per_batch = getattr(scheduler, "step_interval", "epoch") == "batch"
         for _ in range(epochs_done * steps_per_epoch if per_batch else epochs_done):
             scheduler.step()
     return scheduler

@@ -20,6 +20,7 @@ from convolve import random as crandom
 from convolve._atomic import copy_file, ensure_writable_dir, remove_stale_temps
 from convolve.autograd import no_grad
 from convolve.backend import to_numpy
+from convolve.optim.lr_scheduler import ReduceLROnPlateau
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
@@ -30,7 +31,6 @@ from convolve.train.progress import EpochProgress, progress_enabled
 
 Callback = Callable[["Trainer", int, dict[str, Any]], None]
 LAST, BEST = "last.npz", "best.npz"
-STEP_SCHEDULERS = ("OneCycleLR", "CyclicLR")
 
 
 def _num_batches(loader: Any) -> int | None:
@@ -73,7 +73,8 @@ def evaluate(model: Any, loader: Iterable[Any], loss_fn: Callable[[Any, Any], An
 class Trainer:
     """Owns a model, loss, optimizer and optional scheduler; `fit` runs epochs and records a `History`.
 
-    `scheduler_interval`: 'epoch' (StepLR, cosine...), 'step' (OneCycleLR) or 'auto' (by scheduler class).
+    `scheduler_interval`: 'epoch' (StepLR, cosine...), 'batch' (OneCycleLR; 'step' is accepted as its old name) or
+    'auto': the scheduler's own `step_interval`.
     `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written.
     `seed`: before the first epoch, reseed the global generator (dropout) with `seed` and the loader's generators
     with `seed + 1, seed + 2, ...`; the initial weights come from the seed in force when the model was built.
@@ -87,8 +88,8 @@ class Trainer:
                  early_stopping: EarlyStopping | None = None, seed: int | None = None, progress: bool | None = None,
                  callbacks: Sequence[Callback] = (), scheduler_interval: str = "auto",
                  meta: dict[str, Any] | None = None) -> None:
-        if scheduler_interval not in ("auto", "epoch", "step"):
-            raise ValueError(f"Trainer: `scheduler_interval` must be 'auto', 'epoch' or 'step', "
+        if scheduler_interval not in ("auto", "epoch", "batch", "step"):
+            raise ValueError(f"Trainer: `scheduler_interval` must be 'auto', 'epoch' or 'batch', "
                              f"got {scheduler_interval!r}")
         unknown = set(metrics) - {"loss", "accuracy", "top5"}
         if unknown:
@@ -99,8 +100,8 @@ class Trainer:
         self.early_stopping, self.seed, self.progress = early_stopping, seed, progress
         self.callbacks = list(callbacks)
         if scheduler_interval == "auto":
-            scheduler_interval = "step" if type(scheduler).__name__ in STEP_SCHEDULERS else "epoch"
-        self.scheduler_interval = scheduler_interval
+            scheduler_interval = getattr(scheduler, "step_interval", "epoch")
+        self.scheduler_interval = "batch" if scheduler_interval == "step" else scheduler_interval
         self.meta = dict(meta or {})
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -178,7 +179,7 @@ class Trainer:
     def _step_scheduler(self, record: dict[str, Any]) -> None:
         if self.scheduler is None or self.scheduler_interval != "epoch":
             return
-        if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+        if isinstance(self.scheduler, ReduceLROnPlateau):  # steps on the monitored loss
             self.scheduler.step(record.get("val_loss", record["train_loss"]))
         else:
             self.scheduler.step()
@@ -208,7 +209,7 @@ class Trainer:
         loss.backward()
         check_gradients((p for g in self.optimizer.param_groups for p in g["params"]), epoch, batch, value)
         self.optimizer.step()
-        if self.scheduler is not None and self.scheduler_interval == "step":
+        if self.scheduler is not None and self.scheduler_interval == "batch":
             self.scheduler.step()
         self._loss_watch.update(value, epoch, batch)
         return out, value
