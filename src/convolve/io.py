@@ -27,6 +27,7 @@ _META = "__convolve__"
 MAX_INFLATION = 100  # a compressed member may inflate at most this many times
 MAX_INDEX_BYTES = 64 << 20  # the JSON structure index (a few KB for a model; histories are small)
 MAX_NPY_HEADER = 10_000  # NumPy's own default limit for .npy headers
+MAX_DEPTH = 100  # nesting of the saved object (a training checkpoint uses about 6)
 _DTYPE_KINDS = "biufc"  # bool, int, uint, float, complex: never object/void/string arrays (pickle or ambiguity)
 
 
@@ -166,6 +167,8 @@ def _read_meta(archive: Any) -> dict[str, Any]:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _InvalidError(f"the '{_META}' index is not valid JSON ({e})") from None
+    except RecursionError:
+        raise _InvalidError(f"the '{_META}' index is nested too deeply to be a checkpoint") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _InvalidError(f"the index does not declare format {FORMAT!r}")
     version = meta.get("version")
@@ -204,7 +207,9 @@ def _read_arrays(archive: Any, manifest: dict[str, Any]) -> dict[str, np.ndarray
     return arrays
 
 
-def _decode(node: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+def _decode(node: Any, arrays: dict[str, np.ndarray], where: str, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise _InvalidError(f"{where[:60]}...: nested too deeply (more than {MAX_DEPTH} levels)")
     if node is None or isinstance(node, bool | int | float | str):
         return node
     if not isinstance(node, dict) or "t" not in node:
@@ -221,13 +226,13 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     if not isinstance(items, list):
         raise _InvalidError(f"{where}: a {kind!r} node without an 'items' list")
     if kind in ("list", "tuple"):
-        values = [_decode(v, arrays, f"{where}[{i}]") for i, v in enumerate(items)]
+        values = [_decode(v, arrays, f"{where}[{i}]", depth + 1) for i, v in enumerate(items)]
         return tuple(values) if kind == "tuple" else values
     if kind in ("dict", "odict"):
         out: dict[Any, Any] = OrderedDict() if kind == "odict" else {}
         for pair in items:
             if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str | int):
                 raise _InvalidError(f"{where}: a malformed dict entry {str(pair)[:80]!r}")
-            out[pair[0]] = _decode(pair[1], arrays, f"{where}[{pair[0]!r}]")
+            out[pair[0]] = _decode(pair[1], arrays, f"{where}[{pair[0]!r}]", depth + 1)
         return out
     raise _InvalidError(f"{where}: unknown node type {kind!r}")

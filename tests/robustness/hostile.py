@@ -150,3 +150,11 @@ def png(width: int, height: int, idat: bytes) -> bytes:
 
 def npy_header_only(path: Path, shape: tuple[int, ...]) -> None:
     path.write_bytes(_npy_header("|u1", shape))
+
+
+def npz_deep_index(path: Path, depth: int) -> None:
+    """A checkpoint whose structure index nests `depth` lists (a valid zip, a tiny file)."""
+    root = '{"t": "list", "items": [' * depth + "]}" * depth
+    raw = ('{"format": "convolve-checkpoint", "version": 1, "arrays": {}, "root": ' + root + "}").encode()
+    index = _npy_header("|u1", (len(raw),)) + raw
+    path.write_bytes(_zip([("__convolve__.npy", index, 0, len(index))]))

@@ -36,6 +36,8 @@ CASES = {
     "pgm_20000x20000": lambda: read_image(ROOT / "huge.pgm"),
     "npy_header_declares_gigabytes": lambda: read_image(ROOT / "huge.npy"),
     "load_a_directory": lambda: cv.load(ROOT),
+    "npz_index_nested_200_deep": lambda: cv.load(ROOT / "deep200.npz"),
+    "npz_index_nested_100000_deep": lambda: cv.load(ROOT / "deep100000.npz"),
 }
 
 

@@ -35,6 +35,8 @@ EXPECTED = {  # case -> (exception type, words the message must hold)
     "pgm_20000x20000": ("ValueError", ["huge.pgm", "20000x20000 pixels"]),
     "npy_header_declares_gigabytes": ("ValueError", ["huge.npy"]),
     "load_a_directory": ("IsADirectoryError", ["is a folder, not a checkpoint file"]),
+    "npz_index_nested_200_deep": ("ValueError", ["deep200.npz", "nested too deeply (more than 100 levels)"]),
+    "npz_index_nested_100000_deep": ("ValueError", ["deep100000.npz", "index is nested too deeply"]),
 }
 
 
@@ -55,6 +57,8 @@ def write_hostile_files(root: Path) -> None:
     (root / "idat_bomb.png").write_bytes(h.png(64, 64, h.deflate_zeros(64, 15)))
     (root / "huge.pgm").write_bytes(b"P5\n20000 20000\n255\n" + bytes(1000))
     h.npy_header_only(root / "huge.npy", (20000, 20000, 3))
+    h.npz_deep_index(root / "deep200.npz", 200)
+    h.npz_deep_index(root / "deep100000.npz", 100_000)
 
 
 @pytest.fixture(scope="module")
