@@ -245,3 +245,28 @@ def test_predict_accepts_float_images_in_0_1(capsys, tmp_path, digits_run):
     np.save(tmp_path / "x.npy", np.full((8, 8), 0.5))
     code, out, _ = predict(capsys, digits_run, tmp_path / "x.npy")
     assert code == 0 and "x.npy:" in out and "nan" not in out
+
+
+def test_early_stopping_min_delta_must_be_finite():
+    from convolve.train import EarlyStopping
+
+    for bad in (math.nan, math.inf, -1.0):
+        with pytest.raises(ValueError, match="`min_delta` must be a finite number >= 0"):
+            EarlyStopping(min_delta=bad)
+
+
+def test_ascii_pgm_with_more_samples_than_declared_is_refused(tmp_path):
+    from convolve.cli.images import read_image
+
+    (tmp_path / "x.pgm").write_bytes(b"P2\n2 2\n255\n" + b"1 " * 100_000)
+    with pytest.raises(ValueError, match="more than the 4 samples its header declares"):
+        read_image(tmp_path / "x.pgm")
+
+
+def test_download_into_a_file_names_the_folder(tmp_path):
+    from convolve.data import download_file
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError, match=f"cannot write into the output folder {blocker / 'mnist'}"):
+        download_file("f.gz", "0" * 32, blocker / "mnist", ["http://127.0.0.1:9/"], verbose=False)

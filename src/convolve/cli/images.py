@@ -112,7 +112,13 @@ def read_pnm(raw: bytes, where: str = "image", max_pixels: int = MAX_PIXELS) -> 
         raise ValueError(f"predict: {where}: PGM/PPM maxval must be in 1..65535, got {maxval}")
     count = width * height * channels
     if magic in ("P2", "P3"):
-        values = np.array(raw[offset:].split(), dtype=np.int64)
+        tokens = raw[offset:].split(maxsplit=count)  # at most count + 1 pieces, whatever the file holds
+        if len(tokens) > count:
+            raise ValueError(f"predict: {where}: more than the {count} samples its header declares")
+        try:
+            values = np.array(tokens, dtype=np.int64)
+        except ValueError as e:
+            raise ValueError(f"predict: {where}: a PGM/PPM sample is not an integer ({e})") from None
     else:
         dtype = np.dtype(">u2") if maxval > 255 else np.dtype(np.uint8)
         body = raw[offset + 1 :]  # exactly one whitespace byte after maxval

@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from convolve._atomic import ensure_writable_dir
+
 CHUNK = 1 << 20  # bytes read per network call
 MAX_BYTES = 1 << 30  # default size cap of one download (the CIFAR archives are 170 MB)
 
@@ -91,8 +93,7 @@ def download_file(
     """
     if not mirrors:
         raise ValueError(f"download_file: `mirrors` must name at least one URL base, got {mirrors!r}")
-    dest_dir = Path(root).expanduser()
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir = ensure_writable_dir(Path(root).expanduser())  # names the folder, not a temporary file
     dest = dest_dir / filename
     if check_md5(dest, md5):
         return dest
