@@ -97,6 +97,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no such file: {path!r}")
     try:
+        _check_magic(path)
         _check_compression(path)
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -116,6 +117,20 @@ def load(path: str | os.PathLike[str]) -> Any:
 
 class _InvalidError(Exception):
     """Internal: a specific reason the file is not a valid checkpoint."""
+
+
+def _check_magic(path: str) -> None:
+    """A checkpoint is a zip archive (.npz): say what else the file is instead of letting a parser guess."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return
+    if head.startswith(b"\x93NUMPY"):
+        raise _InvalidError("it is a single .npy array, not a .npz archive")
+    if not head:
+        raise _InvalidError("the file is empty")
+    what = "a Python pickle (never unpickled: it could run code)" if head[:1] == b"\x80" else f"starts with {head!r}"
+    raise _InvalidError(f"it is not a .npz (zip) archive: {what}")
 
 
 def _check_compression(path: str) -> None:

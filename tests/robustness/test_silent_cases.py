@@ -270,3 +270,14 @@ def test_download_into_a_file_names_the_folder(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError, match=f"cannot write into the output folder {blocker / 'mnist'}"):
         download_file("f.gz", "0" * 32, blocker / "mnist", ["http://127.0.0.1:9/"], verbose=False)
+
+
+def test_load_says_what_a_foreign_file_is(tmp_path):
+    import pickle
+
+    (tmp_path / "t.txt").write_text("hello")
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ValueError, match=r"not a .npz \(zip\) archive: starts with b'hello'"):
+        cv.load(tmp_path / "t.txt")
+    with pytest.raises(ValueError, match=r"a Python pickle \(never unpickled"):
+        cv.load(tmp_path / "p.pkl")
