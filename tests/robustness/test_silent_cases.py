@@ -281,3 +281,14 @@ def test_load_says_what_a_foreign_file_is(tmp_path):
         cv.load(tmp_path / "t.txt")
     with pytest.raises(ValueError, match=r"a Python pickle \(never unpickled"):
         cv.load(tmp_path / "p.pkl")
+
+
+def test_resume_warns_when_an_older_best_checkpoint_is_missing(tmp_path):
+    trainer, loader = tiny_run(lr=0.0)  # the loss never improves after epoch 1: best.npz holds epoch 1
+    trainer.checkpoint_dir = tmp_path
+    trainer.fit(loader, 2)
+    (tmp_path / "best.npz").unlink()
+    again, _ = tiny_run(lr=0.0)
+    again.checkpoint_dir = tmp_path
+    with pytest.warns(TrainingWarning, match=r"best.npz \(the weights of epoch 1\) is missing"):
+        again.fit(loader, 2, resume=True)

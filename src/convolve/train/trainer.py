@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from convolve.optim.lr_scheduler import ReduceLROnPlateau
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
-from convolve.train.guards import LossGrowthWatch, check_gradients, finite, nonfinite_loss_error
+from convolve.train.guards import LossGrowthWatch, TrainingWarning, check_gradients, finite, nonfinite_loss_error
 from convolve.train.history import History
 from convolve.train.metrics import EvalResult, MetricAccumulator, topk_correct
 from convolve.train.progress import EpochProgress, progress_enabled
@@ -260,6 +261,10 @@ class Trainer:
             return
         if self.best_epoch is not None and self.best_epoch == self.epoch:
             copy_file(resumed_from, self.checkpoint_dir / BEST)  # best.npz at that epoch equals last.npz
+        elif self.best_epoch is not None and not (self.checkpoint_dir / BEST).is_file():
+            warnings.warn(f"fit: {self.checkpoint_dir / BEST} (the weights of epoch {self.best_epoch}) is missing and "
+                          f"cannot be rebuilt; it is written again at the next improvement", TrainingWarning,
+                          stacklevel=3)
         self.history.save(self.checkpoint_dir)
 
     def fit(self, train_loader: Iterable[Any], epochs: int, val_loader: Iterable[Any] | None = None,
