@@ -58,3 +58,10 @@ def test_download_limits(hostile_server, tmp_path, route, limits, message):
         download_file("f.bin", "0" * 32, tmp_path, [f"{hostile_server}/{route}/"], timeout=5, verbose=False,
                       **limits)
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_a_killed_download_leaves_nothing_the_next_one_keeps(hostile_server, tmp_path):
+    (tmp_path / ".f.bin.abc123.part").write_bytes(b"half a file")
+    with pytest.raises(DownloadError):
+        download_file("f.bin", "0" * 32, tmp_path, [f"{hostile_server}/huge/"], verbose=False)
+    assert list(tmp_path.iterdir()) == []

@@ -94,6 +94,8 @@ def download_file(
     if not mirrors:
         raise ValueError(f"download_file: `mirrors` must name at least one URL base, got {mirrors!r}")
     dest_dir = ensure_writable_dir(Path(root).expanduser())  # names the folder, not a temporary file
+    for stale in dest_dir.glob(f".{filename}.*.part"):  # left by a download that was killed
+        stale.unlink(missing_ok=True)
     dest = dest_dir / filename
     if check_md5(dest, md5):
         return dest
