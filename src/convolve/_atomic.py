@@ -65,8 +65,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     except OSError as e:
         raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     try:
-        kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
-        with os.fdopen(fd, mode, **kwargs) as f:
+        opened: IO[Any] = os.fdopen(fd, "w", encoding="utf-8", newline="") if mode == "w" else os.fdopen(fd, "wb")
+        with opened as f:
             if hasattr(os, "fchmod"):  # keep the target's permissions (a new file gets the umask's)
                 os.fchmod(f.fileno(), os.stat(path).st_mode & 0o7777 if os.path.exists(path) else _default_mode())
             yield f

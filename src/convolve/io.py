@@ -85,8 +85,9 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     manifest = {k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _digest(a)} for k, a in enc.arrays.items()}
     meta = {"format": FORMAT, "version": VERSION, "root": root, "arrays": manifest}
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    members: dict[str, Any] = {_META: meta_bytes, **enc.arrays}
     with atomic_open(path, "wb") as f:
-        np.savez(f, **{_META: meta_bytes, **enc.arrays})
+        np.savez(f, **members)
 
 
 def load(path: str | os.PathLike[str]) -> Any:

@@ -71,6 +71,10 @@ def _given_value(args: argparse.Namespace, key: str) -> Any:
     return value
 
 
+def _options_text(options: Any) -> str:
+    return " ".join(f"{k}={v}" for k, v in (options or {}).items()) or "no options"
+
+
 def resumed_run_args(args: argparse.Namespace) -> tuple[argparse.Namespace, int]:
     """The stored recipe with the flags given now applied; refuses the ones that would change the run.
 
@@ -85,8 +89,7 @@ def resumed_run_args(args: argparse.Namespace) -> tuple[argparse.Namespace, int]
             old = recipe.learning_rate(argparse.Namespace(**stored))
         if given is None or given == old or key in APPLIED_ON_RESUME:
             continue
-        shown = " ".join(f"{k}={v}" for k, v in given.items()) if key == "option" else given
-        was = " ".join(f"{k}={v}" for k, v in old.items()) if key == "option" else old
+        shown, was = (_options_text(given), _options_text(old)) if key == "option" else (given, old)
         refused.append(f"{flag(key)} {shown} (the run has {was})")
     if refused:
         raise ValueError(f"--resume continues {folder} with its stored settings; these flags would change them and "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -21,7 +21,7 @@ MAX_ITEMS = 1_000_000  # first dimension; the published MNIST / Fashion-MNIST fi
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> Any:
     """The file's byte stream, decompressed on the fly when it ends in .gz (nothing is read yet)."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
