@@ -15,6 +15,7 @@ import pytest
 
 from tests.robustness import hostile
 
+pytest.importorskip("resource", reason="the memory limit needs the POSIX resource module")
 DRIVER = Path(__file__).with_name("hostile_driver.py")
 LIMIT = 640 << 20
 SECONDS = 20
