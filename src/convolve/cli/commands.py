@@ -159,9 +159,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from convolve import inspect
 
     built = []
-    for name, options in args.model:
+    for name, options, label in args.model:
         models.model_spec(name)  # unknown model -> clear error before anything is built
-        label = name + (":" + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
         built.append((label, models.get_model(name, num_classes=args.num_classes,
                                               **{**dict(args.option or []), **options})))
     size = tuple(args.input_size) if args.input_size else None

@@ -42,12 +42,12 @@ def positive_float(text: str) -> float:
     return value
 
 
-def model_spec(text: str) -> tuple[str, dict[str, Any]]:
-    """'name' or 'name:key=value,key=value' -> (name, options), values as in --option (for `summary`)."""
+def model_spec(text: str) -> tuple[str, dict[str, Any], str]:
+    """'name' or 'name:key=value,key=value' -> (name, options, text), values as in --option (for `summary`)."""
     name, _, rest = text.partition(":")
     if not name:
         raise argparse.ArgumentTypeError(f"expected NAME or NAME:KEY=VALUE,..., got {text!r}")
-    return name, dict(parse_option(item) for item in rest.split(",")) if rest else {}
+    return name, dict(parse_option(item) for item in rest.split(",")) if rest else {}, text
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
