@@ -22,7 +22,7 @@ def test_rows_are_summaries_and_differences_are_to_the_previous_row() -> None:
     second, third = result.rows[1], result.rows[2]
     assert f"| {third.params - second.params:+,} |" in lines[4] and f"| {third.macs - second.macs:+,} |" in lines[4]
     assert lines[4].endswith(f"| {third.macs / result.rows[0].macs:.2f}x |")
-    small = compare([("resnet20", M.resnet20()), ("resnet20 x3", M.resnet20())], input_size=(3, 16, 16))
+    small = compare([("resnet20", M.resnet20()), ("resnet20 again", M.resnet20())], input_size=(3, 16, 16))
     assert [r.input_size for r in small.rows] == [(3, 16, 16)] * 2
     assert small.rows[0].macs == summary(M.resnet20(), (3, 16, 16)).total_macs
 
