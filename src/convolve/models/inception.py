@@ -285,8 +285,8 @@ class Inception3(nn.Module):
 class InceptionV2(Inception3):
     """Inception-v2 as the paper's Table 1 lays it out, from the blocks of `Inception3`.
 
-    Table 1 gives each layer's input size and the blocks' figures, not the widths inside the blocks; the
-    readings chosen (the search tool found Table 1's rows, not the paper's supplementary model file):
+    Table 1 gives each layer's input size and the blocks' figures, not the widths inside the blocks (those were
+    in a supplementary model file, not in the paper). The readings chosen:
     - stem as printed: conv 3x3/2, conv 3x3, conv padded 3x3, pool 3x3/2, conv 3x3 (64 -> 80), conv 3x3/2
       (80 -> 192), then the row "conv 3x3/1, input 35x35x192", read as a padded 3x3 conv to 288 channels (the
       next row's input is 35x35x288; an unpadded conv would give 33x33, a pool would keep 192 channels);
