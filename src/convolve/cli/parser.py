@@ -66,7 +66,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD/RMSprop momentum (default 0.9)")
     p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="L2 weight decay (default 0)")
     p.add_argument("--alpha", type=non_negative_float, default=None,
-                   help="RMSprop's smoothing constant (the paper's 'decay'; default 0.99)")
+                   help="RMSprop's smoothing constant (TensorFlow's and the Inception paper's decay; default 0.99)")
     p.add_argument("--eps", type=positive_float, default=None,
                    help="adam/adamw/rmsprop: the term added to the denominator (default 1e-8)")
     p.add_argument("--clip-grad-norm", type=positive_float, default=None, metavar="MAX",
