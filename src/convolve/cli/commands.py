@@ -43,6 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dataset == "digits" and args.data_dir is not None:
         raise ValueError("--data-dir does not apply to the bundled digits dataset (it ships with convolve); "
                          "leave it out")
+    recipe.optimizer_settings(args)  # --alpha / --eps fit the optimizer: checked before any data is read
     ensure_writable_dir(out)  # before any data is read or any epoch is trained
     run = _build_run(args, out)
     trainer, train_loader = run["trainer"], run["train_loader"]
@@ -90,7 +91,8 @@ def _build_run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     meta["recipe"] = {k: v for k, v in vars(args).items() if k not in ("func", "option", "debug")}
     meta["recipe"]["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
     trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, early_stopping=stopper,
-                      progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta)
+                      progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta,
+                      aux_weight=args.aux_weight, clip_grad_norm=args.clip_grad_norm)
     val_note = f" / {len(val_set)} validation" if val_set is not None else ""
     sizes = f"{len(train_set)} train{val_note} / {len(test_set)} test images"
     return {"trainer": trainer, "train_loader": train_loader, "val_loader": val_loader, "test_loader": test_loader,
@@ -183,13 +185,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    """Print `convolve.inspect.summary` of a zoo model."""
+    """Print `convolve.inspect.summary` of a zoo model, or `inspect.compare` of several."""
     from convolve import inspect
 
-    spec = models.model_spec(args.model)
-    model = models.get_model(args.model, num_classes=args.num_classes, **dict(args.option or []))
-    size = tuple(args.input_size) if args.input_size else spec.input_size
-    _say(str(inspect.summary(model, size)))
+    built = []
+    for name, options, label in args.model:
+        models.model_spec(name)  # unknown model -> clear error before anything is built
+        built.append((label, models.get_model(name, num_classes=args.num_classes,
+                                              **{**dict(args.option or []), **options})))
+    size = tuple(args.input_size) if args.input_size else None
+    if len(built) > 1:
+        _say(str(inspect.compare(built, size)))
+    else:
+        _say(str(inspect.summary(built[0][1], size)))
     return 0
 
 

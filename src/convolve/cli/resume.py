@@ -19,7 +19,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "dataset": "digits", "batch_size": 64, "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0,
     "schedule": "onecycle", "label_smoothing": 0.0, "augment": False, "seed": 0, "val_split": 0.0,
 }
-RECIPE_FLAGS = (*TRAIN_DEFAULTS, "model", "epochs", "lr", "patience", "option")  # what defines a run
+RECIPE_FLAGS = (*TRAIN_DEFAULTS, "model", "epochs", "lr", "patience", "option", "alpha", "eps", "clip_grad_norm",
+                "aux_weight")  # what defines a run
 APPLIED_ON_RESUME = ("epochs", "data_dir")  # besides --download / --no-progress, which only change how it runs
 
 
