@@ -11,15 +11,17 @@ import numpy as np
 
 from convolve import data, models, nn
 from convolve.autograd import no_grad
-from convolve.cli import recipe
+from convolve.cli import parallel, recipe
 from convolve.cli.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
 from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, load_checkpoint
+from convolve.train.ranks import is_main_process, reduce_eval_result
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    if is_main_process():  # under mpiexec, rank 0 speaks for all
+        print(text, flush=True)
 
 
 def _load_dataset(name: str, root: str | None, train: bool, download: bool = False) -> Any:
@@ -31,6 +33,7 @@ def _load_dataset(name: str, root: str | None, train: bool, download: bool = Fal
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, checkpoint every epoch into --out, evaluate on the test split."""
     args.dataset = args.dataset.lower().replace("_", "-")
+    _, world = parallel.join()
     args.model = args.model or recipe.DEFAULT_MODELS.get(args.dataset, "lenet5")
     models.model_spec(args.model)  # unknown model -> clear error before any data is read
     args.epochs = args.epochs or recipe.DEFAULT_EPOCHS.get(args.dataset, 10)
@@ -44,14 +47,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.val_split:
         train_set, val_set = recipe.split_train(train_set, args.val_split, args.seed)
     manual_seed(args.seed)
-    model = recipe.build_model(meta)
+    model = parallel.wrap(recipe.build_model(meta))
     shuffle_gen, aug_gen = Generator(args.seed + 1), Generator(args.seed + 2)
-    train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=shuffle_gen,
-                                   transform=recipe.train_transform(meta, args.augment, aug_gen))
-    test_loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
+    train_tf = recipe.train_transform(meta, args.augment, aug_gen)
+    train_loader = parallel.train_loader(train_set, args.batch_size, train_tf, shuffle_gen, args.seed)
+    test_loader = parallel.eval_loader(test_set, recipe.eval_transform(meta))
     val_loader = test_loader
     if val_set is not None:
-        val_loader = data.DataLoader(val_set, batch_size=256, transform=recipe.eval_transform(meta))
+        val_loader = parallel.eval_loader(val_set, recipe.eval_transform(meta))
     stopper = None if args.patience is None else EarlyStopping("val_accuracy", patience=args.patience)
     optimizer = recipe.build_optimizer(args, model)
     scheduler = recipe.build_scheduler(args, optimizer, len(train_loader))
@@ -61,14 +64,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, early_stopping=stopper,
                       progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta)
     val_note = f" / {len(val_set)} validation" if val_set is not None else ""
+    ranks = f", {world} processes of {args.batch_size // world} images per batch" if world > 1 else ""
     _say(f"training {args.model} on {args.dataset} ({len(train_set)} train{val_note} / {len(test_set)} test images, "
-         f"{args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, {args.schedule}) -> {out}")
+         f"{args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, {args.schedule}{ranks}) -> {out}")
     start = time.perf_counter()
     trainer.fit(train_loader, args.epochs, val_loader=val_loader, resume=args.resume)
     if stopper is not None and stopper.stopped_epoch is not None:
         _say(f"early stopping after epoch {stopper.stopped_epoch}: best validation accuracy {stopper.best:.4f} at "
              f"epoch {stopper.best_epoch} (its weights are in {out / BEST})")
-    result = evaluate(model, test_loader, loss_fn)
+    result = reduce_eval_result(evaluate(model, test_loader, loss_fn))
     _say(f"trained in {time.perf_counter() - start:.1f} s; checkpoint {out / LAST}, history {out / 'history.csv'}")
     _say(f"test accuracy: {result.accuracy:.4f}")
     return 0

@@ -18,10 +18,11 @@ from convolve.autograd import no_grad
 from convolve.backend import to_numpy
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
-from convolve.train.checkpoint import load_checkpoint, save_checkpoint
+from convolve.train.checkpoint import save_checkpoint
 from convolve.train.history import History
 from convolve.train.metrics import EvalResult, MetricAccumulator, topk_correct
 from convolve.train.progress import EpochProgress, progress_enabled
+from convolve.train.ranks import is_main_process, load_checkpoint_once, reduce_eval_result, sum_over_ranks, unwrap
 
 Callback = Callable[["Trainer", int, dict[str, Any]], None]
 LAST, BEST = "last.npz", "best.npz"
@@ -73,6 +74,10 @@ class Trainer:
     `progress`: None shows the tqdm bar only on a terminal. Checkpoints: `checkpoint_dir/last.npz` after every
     epoch, `best.npz` when the monitored metric (early stopping's, else val_accuracy, else train_loss) improves,
     and `history.csv` / `history.json`.
+    Data-parallel (a `DistributedDataParallel` model, one Trainer per rank): each rank's `train_loader` yields its
+    slice of every global batch (a `DistributedSampler`, whose epoch `fit` sets), the `val_loader` its shard of the
+    validation set; metrics are summed over the ranks, and rank 0 alone shows progress, writes checkpoints (of the
+    wrapped module) and history and calls the callbacks.
     """
 
     def __init__(self, model: Any, loss_fn: Callable[[Any, Any], Any] | None, optimizer: Any, scheduler: Any = None,
@@ -148,12 +153,12 @@ class Trainer:
 
     def save_checkpoint(self, path: str | Path, train_loader: Any = None) -> Path:
         """Write model + trainer state to `path` (.npz)."""
-        return save_checkpoint(path, self.model.state_dict(), self.state_dict(train_loader))
+        return save_checkpoint(path, unwrap(self.model).state_dict(), self.state_dict(train_loader))
 
     def restore(self, path: str | Path, train_loader: Any = None) -> None:
         """Load a checkpoint written by `save_checkpoint` into the model, optimizer, scheduler and RNGs."""
-        model_state, state = load_checkpoint(path)
-        self.model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
+        model_state, state = load_checkpoint_once(path)  # read by rank 0, sent to every rank
+        unwrap(self.model).load_state_dict({k: Tensor(v) for k, v in model_state.items()})
         self.load_state_dict(state, train_loader)
 
     # ----- loop --------------------------------------------------------------------------------------
@@ -168,7 +173,10 @@ class Trainer:
     def train_epoch(self, loader: Iterable[Any], epoch: int, epochs: int) -> dict[str, float]:
         """One pass over `loader`; returns train loss, accuracy and images/s."""
         self.model.train()
-        bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}", progress_enabled(self.progress))
+        if callable(getattr(getattr(loader, "sampler", None), "set_epoch", None)):
+            loader.sampler.set_epoch(epoch - 1)  # a DistributedSampler's permutation of this epoch
+        bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}",
+                            progress_enabled(self.progress) and is_main_process())
         try:
             for i, (x, y) in enumerate(loader):
                 self.optimizer.zero_grad()
@@ -187,7 +195,9 @@ class Trainer:
             bar.close()
         if bar.count == 0:
             raise ValueError("fit: `train_loader` yielded no batches")
-        return {"train_loss": bar.loss, "train_accuracy": bar.accuracy, "images_per_second": bar.images_per_second}
+        loss_sum, correct, count = sum_over_ranks([bar.loss_sum, bar.correct, bar.count])  # all ranks' images
+        return {"train_loss": loss_sum / count, "train_accuracy": correct / count,
+                "images_per_second": count / max(bar.elapsed, 1e-9)}
 
     def _monitor_value(self, record: dict[str, Any]) -> tuple[str, float]:
         if self.early_stopping is not None:
@@ -205,6 +215,8 @@ class Trainer:
             self.best = value
         if self.early_stopping is not None:
             self.stop_training = self.early_stopping.step(record, self.epoch)
+        if not is_main_process():
+            return
         if self.checkpoint_dir is not None:
             self.save_checkpoint(self.checkpoint_dir / LAST, train_loader)
             if better:
@@ -232,7 +244,7 @@ class Trainer:
             record: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr}
             record.update(self.train_epoch(train_loader, self.epoch + 1, epochs))
             if val_loader is not None:
-                res = evaluate(self.model, val_loader, self.loss_fn)
+                res = reduce_eval_result(evaluate(self.model, val_loader, self.loss_fn))
                 record.update({f"val_{m}": v for m, v in res.as_dict().items() if m in self.metrics})
             record["time"] = time.perf_counter() - start
             self.epoch += 1
@@ -247,7 +259,7 @@ class Trainer:
             path = self.checkpoint_dir / LAST
         else:
             path = Path(str(resume))
-        if not path.is_file():
+        if is_main_process() and not path.is_file():  # rank 0 reads it for every rank
             raise FileNotFoundError(f"fit: cannot resume, no checkpoint at {path}")
         return path
 
