@@ -101,3 +101,11 @@ def test_cli_error_on_one_rank_stops_the_job(tmp_path):
     proc = _run(["-m", "convolve", "train", "--batch-size", "33", "--out", "x"], cwd=tmp_path, timeout=60)
     assert proc.returncode != 0
     assert "--batch-size (=33) is the global batch and must be divisible by the number of processes (=2)" in proc.stderr
+
+
+def test_benchmark_script_runs():
+    # the timing itself belongs on a quiet machine; this only checks that the script works end to end
+    proc = _run([str(ROOT / "benchmarks" / "bench_distributed.py"), "--quick", "--only", "lenet5"], ranks=None,
+                timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 ranks, 1 thread each" in proc.stdout and "Cost model on a 10 Gbit/s network" in proc.stdout
