@@ -145,6 +145,39 @@ def sampler() -> str:
     return "disjoint and complete"
 
 
+def collectives() -> str:
+    """all_reduce (every op, Tensor and strided array), broadcast from rank 1, all_gather, object collectives."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    mine = np.array([rank + 1.0, -rank, 2.0 ** rank])
+    want = {"SUM": [3.0, -1.0, 3.0], "PRODUCT": [2.0, 0.0, 2.0], "MIN": [1.0, -1.0, 1.0], "MAX": [2.0, 0.0, 2.0],
+            "AVG": [1.5, -0.5, 1.5]}
+    for op in dist.ReduceOp:
+        t = convolve.tensor(mine.copy())
+        dist.all_reduce(t, op)
+        if not np.array_equal(t.numpy(), want[op.name]):
+            raise AssertionError(f"all_reduce {op.name}: {t.numpy()} != {want[op.name]}")
+    grid = np.arange(12.0).reshape(3, 4) * (rank + 1)
+    dist.all_reduce(grid[:, ::2])  # a strided view: reduced through a contiguous copy, written back
+    if not np.array_equal(grid[:, ::2], np.arange(12.0).reshape(3, 4)[:, ::2] * 3):
+        raise AssertionError(f"strided all_reduce: {grid}")
+    b = np.full(3, float(rank))
+    dist.broadcast(b, src=1)
+    gathered = [np.zeros(2, np.int64) for _ in range(world)]
+    dist.all_gather(gathered, np.array([rank, 10 * rank]))
+    box = [{"rank": rank}]
+    dist.broadcast_object_list(box, src=1)
+    if not (np.array_equal(b, [1.0] * 3) and [g.tolist() for g in gathered] == [[0, 0], [1, 10]]
+            and box == [{"rank": 1}]):
+        raise AssertionError(f"broadcast {b}, all_gather {gathered}, broadcast_object_list {box}")
+    return "all ops"
+
+
+def mismatch() -> str:
+    """Rank 1 wraps a different model: DistributedDataParallel refuses on every rank."""
+    dist.DistributedDataParallel(nn.Linear(4, 2 + dist.get_rank()))
+    return "should not get here"
+
+
 def fail() -> str:
     """Rank 1 raises in the middle of an epoch while rank 0 waits in a collective."""
     model = dist.DistributedDataParallel(nn.Linear(4, 2))
@@ -159,7 +192,9 @@ def fail() -> str:
 def main() -> None:
     dist.init_process_group()
     name = sys.argv[1]
-    note = {"ddp": ddp, "syncbn": syncbn, "sampler": sampler, "fail": fail}[name]()
+    workers = {"ddp": ddp, "syncbn": syncbn, "sampler": sampler, "collectives": collectives, "mismatch": mismatch,
+               "fail": fail}
+    note = workers[name]()
     dist.barrier()
     if dist.get_rank() == 0:
         print(f"ok {name} world_size={dist.get_world_size()}: {note}", flush=True)

@@ -279,3 +279,16 @@ def test_convert_sync_batchnorm_shares_parameters_and_buffers():
     assert all(model.state_dict(keep_vars=True)[k] is v for k, v in before.items())
     root = nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm2d(4))
     assert isinstance(root, nn.SyncBatchNorm) and root.num_features == 4
+
+
+def test_fit_sets_the_sampler_epoch(tmp_path):
+    from convolve.train import Trainer
+
+    ds = ArrayDataset(np.random.default_rng(0).integers(0, 255, (12, 4, 4), dtype=np.uint8), np.arange(12) % 2)
+    sampler = DistributedSampler(ds, num_replicas=2, rank=1, seed=4)
+    seen = []
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    trainer = Trainer(model, None, optim.SGD(model.parameters(), lr=0.1), progress=False,
+                      callbacks=[lambda t, e, r: seen.append(sampler.epoch)], checkpoint_dir=tmp_path)
+    trainer.fit(DataLoader(ds, batch_size=3, sampler=sampler), epochs=3)
+    assert seen == [0, 1, 2]  # the permutation of epoch k is drawn in epoch k, so a resumed run draws the same

@@ -49,13 +49,14 @@ def _run(args: list[str], ranks: int | None = 2, cwd: Path | None = None,
     return subprocess.run([*launch, *args], capture_output=True, text=True, env=_env(), cwd=cwd, timeout=timeout)
 
 
-@pytest.mark.parametrize("name", ["ddp", "syncbn", "sampler"])
+@pytest.mark.parametrize("name", ["ddp", "syncbn", "sampler", "collectives"])
 def test_two_ranks_equal_one_process(name):
     # ddp: 22 optimizer steps (SGD-momentum, then AdamW) of a conv + SyncBatchNorm net in float64, the last on an
     # uneven 3 + 2 split, one with no_sync gradient accumulation: every parameter and buffer within 1e-12 of the
     # one-process run on the same global batches, and bitwise equal across the ranks.
     # syncbn: output, input/weight/bias gradients and running statistics equal BatchNorm2d on the whole batch.
     # sampler: DataLoader(sampler=DistributedSampler) shards are disjoint and cover the dataset.
+    # collectives: all_reduce with every ReduceOp, broadcast from rank 1, all_gather, broadcast_object_list.
     proc = _run([str(WORKERS), name])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"ok {name} world_size=2"), proc.stdout
@@ -68,6 +69,13 @@ def test_a_failing_rank_ends_the_job():
     assert proc.returncode != 0
     assert "rank 1 fails on purpose at step 3" in proc.stderr
     assert elapsed < 10, f"the job took {elapsed:.1f} s to end after a rank failed"
+
+
+def test_ranks_wrapping_different_models_are_refused():
+    proc = _run([str(WORKERS), "mismatch"], timeout=60)
+    assert proc.returncode != 0
+    message = "DistributedDataParallel: rank 1's module differs from rank 0's: ('weight', (3, 4), 'float32')"
+    assert message in proc.stderr
 
 
 def _accuracy(stdout: str) -> float:
@@ -87,6 +95,9 @@ def test_cli_trains_on_two_ranks(tmp_path):
     assert _accuracy(parallel.stdout) >= _accuracy(single.stdout) - 0.02
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["best.npz", "history.csv", "history.json",
                                                                      "last.npz"]
+    # the test accuracy summed over the ranks' shards is that of the checkpoint evaluated in one process
+    alone = _run(["-m", "convolve", "evaluate", "two"], ranks=None, cwd=tmp_path)
+    assert _accuracy(alone.stdout) == _accuracy(parallel.stdout), alone.stderr
     # --resume under MPI continues exactly: 1 epoch, then resumed to 3, equals 3 epochs in one go
     for extra in ([], ["--resume"]):
         args = [*common[:3], "--epochs", "1" if not extra else "3", *common[5:], "--out", "resumed", *extra]
