@@ -11,7 +11,7 @@ reduce to PyTorch's average; an uneven last batch stays exact. The training loop
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ def _batch_size(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
                      "batch (its size weights this rank's gradient)")
 
 
-def _by_dtype(tensors: list[Tensor]) -> dict[np.dtype, list[Tensor]]:
+def _by_dtype(tensors: Sequence[Tensor]) -> dict[np.dtype, list[Tensor]]:
     groups: dict[np.dtype, list[Tensor]] = {}
     for t in tensors:
         groups.setdefault(t.data.dtype, []).append(t)

@@ -173,8 +173,9 @@ class Trainer:
     def train_epoch(self, loader: Iterable[Any], epoch: int, epochs: int) -> dict[str, float]:
         """One pass over `loader`; returns train loss, accuracy and images/s."""
         self.model.train()
-        if callable(getattr(getattr(loader, "sampler", None), "set_epoch", None)):
-            loader.sampler.set_epoch(epoch - 1)  # a DistributedSampler's permutation of this epoch
+        set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch - 1)  # a DistributedSampler's permutation of this epoch
         bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}",
                             progress_enabled(self.progress) and is_main_process())
         try:
