@@ -14,18 +14,19 @@ import numpy as np
 
 from convolve import data, distributed
 from convolve.random import Generator
+from convolve.train.ranks import rank, world_size
 
 
 def join() -> tuple[int, int]:
-    """(rank, world size) after joining the launcher's process group (a group of one without mpiexec)."""
-    if not distributed.is_initialized():
+    """(rank, world size), after joining the process group when started by mpiexec (else (0, 1), no group)."""
+    if not distributed.is_initialized() and distributed.is_mpi_launched():
         distributed.init_process_group()
-    return distributed.get_rank(), distributed.get_world_size()
+    return rank(), world_size()
 
 
 def train_loader(dataset: Any, batch_size: int, transform: Any, generator: Generator, seed: int) -> data.DataLoader:
     """The training batches of this rank: the shuffled global batches (one process), or this rank's slice of them."""
-    world = distributed.get_world_size()
+    world = world_size()
     if world == 1:
         return data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, transform=transform)
     if batch_size % world:
@@ -37,12 +38,11 @@ def train_loader(dataset: Any, batch_size: int, transform: Any, generator: Gener
 
 def eval_loader(dataset: Any, transform: Any, batch_size: int = 256) -> data.DataLoader:
     """The evaluation batches of this rank: all images (one process) or every N-th from its rank, none twice."""
-    rank, world = distributed.get_rank(), distributed.get_world_size()
-    if world > 1:
-        dataset = data.Subset(dataset, np.arange(rank, len(dataset), world))
+    if world_size() > 1:
+        dataset = data.Subset(dataset, np.arange(rank(), len(dataset), world_size()))
     return data.DataLoader(dataset, batch_size=batch_size, transform=transform)
 
 
 def wrap(model: Any) -> Any:
     """`model` in DistributedDataParallel when there are several ranks (rank 0's initial weights everywhere)."""
-    return distributed.DistributedDataParallel(model) if distributed.get_world_size() > 1 else model
+    return distributed.DistributedDataParallel(model) if world_size() > 1 else model

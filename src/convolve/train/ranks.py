@@ -15,6 +15,11 @@ from convolve.train.checkpoint import load_checkpoint
 from convolve.train.metrics import EvalResult, per_class_accuracy
 
 
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return distributed.get_rank() if distributed.is_initialized() else 0
+
+
 def world_size() -> int:
     """The number of ranks training together (1 without a process group)."""
     return distributed.get_world_size() if distributed.is_initialized() else 1
