@@ -183,6 +183,7 @@ def fail() -> str:
     model = dist.DistributedDataParallel(nn.Linear(4, 2))
     for i in range(10):
         if dist.get_rank() == 1 and i == 3:
+            print(f"failing at {time.time()}", file=sys.stderr, flush=True)  # the test times the job's end from here
             raise RuntimeError("rank 1 fails on purpose at step 3")
         model(convolve.randn(2, 4)).sum().backward()
         time.sleep(0.01)
