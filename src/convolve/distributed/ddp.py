@@ -45,6 +45,8 @@ def _map_tensors(obj: Any, fn: Callable[[Tensor], Tensor]) -> Any:
     """`obj` with `fn` applied to every floating Tensor that requires grad inside tuples, lists and dicts."""
     if isinstance(obj, Tensor):
         return fn(obj) if obj.requires_grad else obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a NamedTuple (GoogLeNet's outputs)
+        return type(obj)(*(_map_tensors(o, fn) for o in obj))
     if isinstance(obj, tuple | list):
         return type(obj)(_map_tensors(o, fn) for o in obj)
     if isinstance(obj, dict):
