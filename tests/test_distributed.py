@@ -292,3 +292,24 @@ def test_fit_sets_the_sampler_epoch(tmp_path):
                       callbacks=[lambda t, e, r: seen.append(sampler.epoch)], checkpoint_dir=tmp_path)
     trainer.fit(DataLoader(ds, batch_size=3, sampler=sampler), epochs=3)
     assert seen == [0, 1, 2]  # the permutation of epoch k is drawn in epoch k, so a resumed run draws the same
+
+
+def test_ddp_keeps_the_structure_of_the_output(group):
+    from typing import NamedTuple
+
+    class Outputs(NamedTuple):
+        logits: convolve.Tensor
+        aux: convolve.Tensor | None
+
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return Outputs(y, None), [y * 2, {"z": y}]
+
+    (named, rest) = dist.DistributedDataParallel(TwoHeads())(convolve.randn(4, 3))
+    assert type(named) is Outputs and named.aux is None and isinstance(rest, list) and set(rest[1]) == {"z"}
+    (named.logits.sum() + rest[0].sum() + rest[1]["z"].sum()).backward()
