@@ -169,7 +169,30 @@ def collectives() -> str:
     if not (np.array_equal(b, [1.0] * 3) and [g.tolist() for g in gathered] == [[0, 0], [1, 10]]
             and box == [{"rank": 1}]):
         raise AssertionError(f"broadcast {b}, all_gather {gathered}, broadcast_object_list {box}")
-    return "all ops"
+    unused_parameters()
+    return "all ops; parameters without a gradient on some or all ranks"
+
+
+def unused_parameters() -> None:
+    """Rank 1 alone uses head b, no rank uses head c: b's gradient reaches rank 0, c's stays None everywhere."""
+    convolve.manual_seed(0)
+    heads = nn.ModuleDict({"a": nn.Linear(3, 2), "b": nn.Linear(3, 2), "c": nn.Linear(3, 2)}).double()
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heads = heads
+
+        def forward(self, x):
+            y = self.heads["a"](x)
+            return y + self.heads["b"](x) if dist.get_rank() == 1 else y
+
+    model = dist.DistributedDataParallel(Net())
+    model(convolve.tensor(np.ones((2, 3)))).sum().backward()
+    grads = {k: None if v.grad is None else v.grad.numpy() for k, v in model.named_parameters()}
+    if any(grads[k] is not None for k in grads if ".c." in k) or any(grads[k] is None for k in grads if ".c." not in k):
+        raise AssertionError(f"gradients present: { {k: v is not None for k, v in grads.items()} }")
+    _check_same_on_all_ranks({k: v for k, v in grads.items() if v is not None})
 
 
 def mismatch() -> str:

@@ -56,7 +56,8 @@ def test_two_ranks_equal_one_process(name):
     # one-process run on the same global batches, and bitwise equal across the ranks.
     # syncbn: output, input/weight/bias gradients and running statistics equal BatchNorm2d on the whole batch.
     # sampler: DataLoader(sampler=DistributedSampler) shards are disjoint and cover the dataset.
-    # collectives: all_reduce with every ReduceOp, broadcast from rank 1, all_gather, broadcast_object_list.
+    # collectives: all_reduce with every ReduceOp, broadcast from rank 1, all_gather, broadcast_object_list; DDP
+    # with a parameter used on one rank only (its gradient reaches both) and one used nowhere (grad stays None).
     proc = _run([str(WORKERS), name])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"ok {name} world_size=2"), proc.stdout

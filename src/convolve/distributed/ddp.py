@@ -143,20 +143,18 @@ class DistributedDataParallel(Module):
         params = [p for p in self.module.parameters() if p.requires_grad]
         for dtype, group in _by_dtype(params).items():
             sizes = [p.data.size for p in group]
-            flat = np.zeros(sum(sizes) + len(group), dtype)  # gradients, then one has-gradient flag per parameter
-            offset = 0
-            for i, (p, size) in enumerate(zip(group, sizes)):
+            total = sum(sizes)
+            flat = np.zeros(total + len(group), dtype)  # (all gradients, then one has-gradient flag per parameter)
+            starts = np.cumsum([0, *sizes])
+            for i, p in enumerate(group):
                 if p.grad is not None:
-                    flat[offset : offset + size] = p.grad.data.ravel()
-                    flat[sum(sizes) + i] = 1
-                offset += size
+                    flat[starts[i] : starts[i + 1]] = p.grad.data.ravel()
+                    flat[total + i] = 1
             all_reduce(flat)
-            offset = 0
-            for i, (p, size) in enumerate(zip(group, sizes)):
-                values = flat[offset : offset + size].reshape(p.data.shape)
-                offset += size
-                if flat[sum(sizes) + i] == 0:
-                    continue
+            for i, p in enumerate(group):
+                if flat[total + i] == 0:
+                    continue  # no rank had a gradient for it
+                values = flat[starts[i] : starts[i + 1]].reshape(p.data.shape)
                 if p.grad is None:
                     p.grad = Tensor._from_array(values.copy())
                 else:
