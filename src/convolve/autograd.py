@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +65,16 @@ def enable_grad() -> contextlib.AbstractContextManager[None]:
 def set_grad_enabled(mode: bool) -> contextlib.AbstractContextManager[None]:
     """Context manager that sets grad mode to `mode`."""
     return _set_grad_enabled(mode)
+
+
+class _Tracing(threading.local):
+    """Per thread: a callable that `Function.apply` reports each application to, as
+    `recorder(cls, inputs, kwargs, result)` (the ONNX exporter's trace); None when nothing listens."""
+
+    recorder: Callable[[type[Function], Sequence[Any], dict[str, Any], Tensor], None] | None = None
+
+
+tracing = _Tracing()
 
 
 class Context:
@@ -137,6 +147,8 @@ class Function:
         _share_versions(result, inputs)
         if record:
             result._node = Node(cls, ctx, inputs, _watch_saved(ctx, inputs, result))
+        if tracing.recorder is not None:
+            tracing.recorder(cls, inputs, kwargs, result)
         return result
 
 
