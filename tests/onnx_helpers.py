@@ -39,6 +39,7 @@ def session(onnx_bytes: bytes) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.disable_prepacking", "1")  # big weights load faster
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
