@@ -204,16 +204,16 @@ class _WithLoss(nn.Module):
 
 
 def test_unsupported_op_names_module_and_op() -> None:
-    with pytest.raises(ExportError, match=r"CrossEntropy in module 'head\.1' \(Fn\)"):
+    with pytest.raises(ExportError, match=r"CrossEntropyFunction in module 'head\.1' \(Fn\)"):
         export(_WithLoss(), cv.randn(2, 4), io.BytesIO())
 
 
 def test_training_dropout_and_indices_refused() -> None:
-    with pytest.raises(ExportError, match=r"Dropout in module 'drop'.*training mode"):
+    with pytest.raises(ExportError, match=r"DropoutFunction in module 'drop'.*training mode"):
         model = nn.Sequential()
         model.add_module("drop", Fn(lambda x: F.dropout(x, 0.5, training=True)))
         export(model, cv.randn(2, 4), io.BytesIO())
-    with pytest.raises(ExportError, match=r"MaxPool2d.*return_indices"):
+    with pytest.raises(ExportError, match=r"MaxPool2dFunction.*return_indices"):
         export(Fn(lambda x: F.max_pool2d(x, 2, return_indices=True)[0]), cv.randn(1, 1, 4, 4), io.BytesIO())
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from convolve.nn.functional import activation, norm, pool
 from convolve.nn.functional.conv import Conv2dFunction, ConvTranspose2dFunction
-from convolve.nn.functional.dropout import Dropout
-from convolve.nn.functional.linear import Linear
-from convolve.nn.functional.padding import Pad
+from convolve.nn.functional.dropout import DropoutFunction
+from convolve.nn.functional.linear import LinearFunction
+from convolve.nn.functional.padding import PadFunction
 from convolve.onnx import convert_nn as nn_ops
 from convolve.onnx import convert_tensor as t_ops
 from convolve.ops import elementwise, reduction, shape
@@ -22,27 +22,27 @@ CONVERTERS: dict[type, Any] = {
     # layers
     Conv2dFunction: nn_ops.conv,
     ConvTranspose2dFunction: nn_ops.conv_transpose,
-    pool.MaxPool2d: nn_ops.max_pool,
-    pool.AvgPool2d: nn_ops.avg_pool,
-    pool.AdaptiveAvgPool2d: nn_ops.adaptive_avg_pool,
-    pool.AdaptiveMaxPool2d: nn_ops.adaptive_max_pool,
-    norm.BatchNorm: nn_ops.batch_norm,
-    norm.LayerNorm: nn_ops.layer_norm,
-    norm.LocalResponseNorm: nn_ops.local_response_norm,
-    Linear: nn_ops.linear,
-    Pad: nn_ops.pad,
-    Dropout: t_ops.dropout,
+    pool.MaxPool2dFunction: nn_ops.max_pool,
+    pool.AvgPool2dFunction: nn_ops.avg_pool,
+    pool.AdaptiveAvgPool2dFunction: nn_ops.adaptive_avg_pool,
+    pool.AdaptiveMaxPool2dFunction: nn_ops.adaptive_max_pool,
+    norm.BatchNormFunction: nn_ops.batch_norm,
+    norm.LayerNormFunction: nn_ops.layer_norm,
+    norm.LocalResponseNormFunction: nn_ops.local_response_norm,
+    LinearFunction: nn_ops.linear,
+    PadFunction: nn_ops.pad,
+    DropoutFunction: t_ops.dropout,
     # activations
-    activation.ReLU: t_ops.unary("Relu"),
-    activation.ReLU6: t_ops.relu6,
-    activation.LeakyReLU: t_ops.leaky_relu,
-    activation.ELU: t_ops.elu,
-    activation.Sigmoid: t_ops.unary("Sigmoid"),
-    activation.Tanh: t_ops.unary("Tanh"),
-    activation.SiLU: t_ops.silu,
-    activation.GELU: t_ops.gelu,
-    activation.Softmax: t_ops.softmax("Softmax"),
-    activation.LogSoftmax: t_ops.softmax("LogSoftmax"),
+    activation.ReLUFunction: t_ops.unary("Relu"),
+    activation.ReLU6Function: t_ops.relu6,
+    activation.LeakyReLUFunction: t_ops.leaky_relu,
+    activation.ELUFunction: t_ops.elu,
+    activation.SigmoidFunction: t_ops.unary("Sigmoid"),
+    activation.TanhFunction: t_ops.unary("Tanh"),
+    activation.SiLUFunction: t_ops.silu,
+    activation.GELUFunction: t_ops.gelu,
+    activation.SoftmaxFunction: t_ops.softmax("Softmax"),
+    activation.LogSoftmaxFunction: t_ops.softmax("LogSoftmax"),
     # tensor arithmetic
     elementwise.Add: t_ops.binary("Add"),
     elementwise.Sub: t_ops.binary("Sub"),
