@@ -1,4 +1,5 @@
-"""Training: `fit`/`Trainer` (checkpoints, exact resume, early stopping), `evaluate` and classification metrics."""
+"""Training: `fit`/`Trainer` (checkpoints, exact resume, early stopping, TensorBoard logs), `evaluate` and
+classification metrics."""
 
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
@@ -12,6 +13,7 @@ from convolve.train.metrics import (
     topk_accuracy,
     topk_correct,
 )
+from convolve.train.tensorboard import TensorBoard
 from convolve.train.trainer import BEST, LAST, Trainer, evaluate, fit
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "EvalResult",
     "History",
     "MetricAccumulator",
+    "TensorBoard",
     "Trainer",
     "accuracy",
     "confusion_matrix",

@@ -69,7 +69,8 @@ class Trainer:
 
     `scheduler_interval`: 'epoch' (StepLR, cosine...), 'batch' (OneCycleLR; 'step' is accepted as its old name) or
     'auto': the scheduler's own `step_interval`.
-    `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written.
+    `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written; one with
+    an `on_batch_end(trainer, record)` method is also called after every optimizer step (see `TensorBoard`).
     `seed`: before the first epoch, reseed the global generator (dropout) with `seed` and the loader's generators
     with `seed + 1, seed + 2, ...`; the initial weights come from the seed in force when the model was built.
     `progress`: None shows the tqdm bar only on a terminal. Checkpoints: `checkpoint_dir/last.npz` after every
@@ -179,6 +180,7 @@ class Trainer:
                 loss = self.loss_fn(out, y)
                 loss.backward()
                 self.optimizer.step()
+                self._batch_end(epoch, i + 1, _num_batches(loader), loss, out, y)
                 if self.scheduler is not None and self.scheduler_interval == "batch":
                     self.scheduler.step()
                 value = float(to_numpy(loss))
@@ -191,6 +193,18 @@ class Trainer:
         if bar.count == 0:
             raise ValueError("fit: `train_loader` yielded no batches")
         return {"train_loss": bar.loss, "train_accuracy": bar.accuracy, "images_per_second": bar.images_per_second}
+
+    def _batch_end(self, epoch: int, batch: int, batches: int | None, loss: Any, out: Any, y: Any) -> None:
+        """Callbacks with an `on_batch_end(trainer, record)` method (e.g. TensorBoard) see every optimizer step:
+        epoch, batch (1-based), batches per epoch (None if unknown), loss, accuracy and the lr the step used."""
+        hooks = [cb.on_batch_end for cb in self.callbacks if hasattr(cb, "on_batch_end")]
+        if not hooks:
+            return
+        n = len(to_numpy(y))
+        record = {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(to_numpy(loss)),
+                  "accuracy": topk_correct(out, y, 1) / n, "lr": float(self.optimizer.param_groups[0]["lr"])}
+        for hook in hooks:
+            hook(self, record)
 
     def _monitor_value(self, record: dict[str, Any]) -> tuple[str, float]:
         if self.early_stopping is not None:
