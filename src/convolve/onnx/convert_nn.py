@@ -8,6 +8,7 @@ pooling module's own helpers, so the exported graph and the reference forward sh
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def max_pool(e: Emitter) -> str:
     size = e.shape(0)[-2:]
     right = [right_padding(size[i], kernel[i], stride[i], padding[i], dilation[i], out[i]) for i in range(2)]
     pads = [padding[0], padding[1], right[0], right[1]]
-    attrs = {"kernel_shape": list(kernel), "strides": list(stride), "dilations": list(dilation)}
+    attrs: dict[str, Any] = {"kernel_shape": list(kernel), "strides": list(stride), "dilations": list(dilation)}
     if all(p < kernel[i % 2] for i, p in enumerate(pads)):  # onnxruntime's limit for operator padding
         return _nchw(e, lambda x: e.op("MaxPool", [x], pads=pads, **attrs))
 
@@ -73,7 +74,7 @@ def avg_pool(e: Emitter) -> str:
     kernel, stride, padding, out = (e.kw[k] for k in ("kernel", "stride", "padding", "out"))
     override, include_pad = e.kw["divisor_override"], bool(e.kw["count_include_pad"])
     size = e.shape(0)[-2:]
-    attrs = {"kernel_shape": list(kernel), "strides": list(stride)}
+    attrs: dict[str, Any] = {"kernel_shape": list(kernel), "strides": list(stride)}
     floor = tuple(pool_output_size(size[i], kernel[i], stride[i], padding[i], 1, False) for i in range(2))
     if override is None and floor == tuple(out):
         return _nchw(e, lambda x: e.op("AveragePool", [x], pads=[*padding, *padding],
@@ -102,7 +103,7 @@ def adaptive_avg_pool(e: Emitter) -> str:
     if h % oh == 0 and w % ow == 0:
         k = [h // oh, w // ow]
         return _nchw(e, lambda x: e.op("AveragePool", [x], kernel_shape=k, strides=k))
-    rows, cols = bin_matrix(h, oh, np.float64), bin_matrix(w, ow, np.float64)  # (oh, H), (ow, W)
+    rows, cols = bin_matrix(h, oh, np.dtype(np.float64)), bin_matrix(w, ow, np.dtype(np.float64))  # (oh, H), (ow, W)
     rows /= rows.sum(axis=1, keepdims=True)
     cols /= cols.sum(axis=1, keepdims=True)
     y = e.op("MatMul", [e.input(0), e.const(cols.T)])  # (..., H, ow)

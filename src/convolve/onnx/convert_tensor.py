@@ -105,8 +105,11 @@ def reduction(op_type: str) -> Any:
 
 
 def reshape(e: Emitter) -> str:
-    """Reshape to the traced shape; with a dynamic batch, axis 0 is copied (0) when the reshape keeps it."""
+    """Flatten for (N, *) -> (N, prod(*)) (nn.Flatten), else Reshape to the traced shape; with a dynamic batch,
+    axis 0 is copied (0) when the reshape keeps it."""
     shape, out = e.shape(0), list(e.out_shape)
+    if len(shape) > 2 and len(out) == 2 and out[0] == shape[0]:
+        return e.op("Flatten", [e.input(0)], axis=1)
     if e.batched(0):
         if not out or out[0] != shape[0]:
             raise e.fail(f"a reshape from {shape} to {tuple(out)} merges or moves the dynamic batch axis; "
