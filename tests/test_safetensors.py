@@ -3,6 +3,10 @@ equal eval outputs; every dtype, metadata, and bad input refused by name."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -105,3 +109,34 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch) -> None:
         cv.save_safetensors({"w": np.zeros(3, dtype=np.float32)}, path)
     np.testing.assert_array_equal(cv.load_safetensors(path)["w"].numpy(), np.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+
+
+HOSTILE = {  # 8-byte little-endian header length, then the JSON header, then data
+    "header_length_2^62": (2**62).to_bytes(8, "little") + b"{}",
+    "huge_shape": (lambda h: len(h).to_bytes(8, "little") + h)(
+        b'{"w":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,4398046511104]}}'),
+    "offsets_past_the_end": (lambda h: len(h).to_bytes(8, "little") + h + b"\0" * 8)(
+        b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}'),
+    "shape_disagrees_with_offsets": (lambda h: len(h).to_bytes(8, "little") + h + b"\0" * 8)(
+        b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}'),
+}
+
+_HOSTILE_DRIVER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # 2 GB of address space: no giant allocation
+import convolve as cv
+try:
+    cv.load_safetensors(sys.argv[1])
+except ValueError as e:
+    print("ValueError:", e)
+"""
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_files_are_refused_under_a_memory_limit(tmp_path, name: str) -> None:
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(HOSTILE[name])
+    result = subprocess.run([sys.executable, "-c", _HOSTILE_DRIVER, str(path)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("ValueError:") and "not a readable safetensors file" in result.stdout

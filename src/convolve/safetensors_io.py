@@ -77,6 +77,8 @@ def load_safetensors(path: str | os.PathLike[str]) -> OrderedDict[str, Tensor]:
     try:
         with safe_open(os.fspath(path), framework="numpy") as file:
             return OrderedDict((key, Tensor._from_array(file.get_tensor(key))) for key in file.keys())  # noqa: SIM118 (a safe_open handle, not a dict)
+    except MemoryError:  # never disguised as a bad file
+        raise
     except TypeError as error:  # safetensors raises TypeError for dtypes NumPy cannot hold
         raise TypeError(f"load_safetensors: {path}: {error}") from None
     except Exception as error:  # the library's SafetensorError (a Rust exception type) and header errors
