@@ -33,14 +33,15 @@ def export_bytes(model: Any, args: Any, **kwargs: Any) -> bytes:
     return buf.getvalue()
 
 
-def session(onnx_bytes: bytes) -> Any:
+def session(onnx_model: bytes | str) -> Any:
+    """An onnxruntime session (one thread, no weight prepacking) of a serialized model or a file path."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.disable_prepacking", "1")  # big weights load faster
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
 
 
 def assert_scaled_close(ours: np.ndarray, ref: np.ndarray, what: str, rtol: float = 1e-4) -> None:
