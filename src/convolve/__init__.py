@@ -40,6 +40,7 @@ from convolve.functions import (
 from convolve.io import load, save
 from convolve.ops.shape import cat, stack
 from convolve.random import Generator, manual_seed
+from convolve.safetensors_io import load_safetensors, save_safetensors
 from convolve.tensor import Tensor, tensor
 
 float32 = "float32"
@@ -75,6 +76,7 @@ __all__ = [
     "is_tensor",
     "linspace",
     "load",
+    "load_safetensors",
     "log",
     "manual_seed",
     "matmul",
@@ -90,6 +92,7 @@ __all__ = [
     "randint",
     "randn",
     "save",
+    "save_safetensors",
     "set_default_dtype",
     "set_grad_enabled",
     "set_num_threads",

@@ -67,6 +67,16 @@ def set_grad_enabled(mode: bool) -> contextlib.AbstractContextManager[None]:
     return _set_grad_enabled(mode)
 
 
+class _Tracing(threading.local):
+    """Per thread: a callable that `Function.apply` reports each application to, as
+    `recorder(cls, inputs, kwargs, result)` (the ONNX exporter's trace); None when nothing listens."""
+
+    recorder: Callable[[type[Function], Sequence[Any], dict[str, Any], Tensor], None] | None = None
+
+
+tracing = _Tracing()
+
+
 class Context:
     """What `forward` keeps for `backward`: saved arrays plus any attributes the op sets."""
 
@@ -137,6 +147,8 @@ class Function:
         _share_versions(result, inputs)
         if record:
             result._node = Node(cls, ctx, inputs, _watch_saved(ctx, inputs, result))
+        if tracing.recorder is not None:
+            tracing.recorder(cls, inputs, kwargs, result)
         return result
 
 

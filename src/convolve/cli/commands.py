@@ -62,7 +62,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     _say(f"{what} ({run['sizes']}, {args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, "
          f"{args.schedule}{ranks}) -> {out}")
     start = time.perf_counter()
-    trainer.fit(train_loader, args.epochs, val_loader=run["val_loader"])
+    try:
+        trainer.fit(train_loader, args.epochs, val_loader=run["val_loader"])
+    finally:
+        for callback in trainer.callbacks:  # the TensorBoard writer: flush and close its event file
+            if hasattr(callback, "close"):
+                callback.close()
     stopper = trainer.early_stopping
     if stopper is not None and stopper.stopped_epoch is not None:
         _say(f"early stopping after epoch {stopper.stopped_epoch}: best validation accuracy {stopper.best:.4f} at "
@@ -96,13 +101,24 @@ def _build_run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     meta["recipe"] = {k: v for k, v in vars(args).items() if k not in ("func", "option", "debug")}
     meta["recipe"]["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    callbacks: list[Any] = [_print_epoch]
+    if args.tensorboard and is_main_process():  # under mpiexec, rank 0 alone logs
+        from convolve.train import TensorBoard
+
+        callbacks.append(TensorBoard(args.tensorboard, hparams=_tensorboard_hparams(args)))
     trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, early_stopping=stopper,
-                      progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta,
+                      progress=False if args.no_progress else None, callbacks=callbacks, meta=meta,
                       aux_weight=args.aux_weight, clip_grad_norm=args.clip_grad_norm)
     val_note = f" / {len(val_set)} validation" if val_set is not None else ""
     sizes = f"{len(train_set)} train{val_note} / {len(test_set)} test images"
     return {"trainer": trainer, "train_loader": train_loader, "val_loader": val_loader, "test_loader": test_loader,
             "sizes": sizes}
+
+
+def _tensorboard_hparams(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe's flags worth comparing runs by, for TensorBoard's HParams tab."""
+    keys = ("model", "dataset", "epochs", "batch_size", "schedule", "label_smoothing", "augment", "val_split")
+    return {k: getattr(args, k) for k in keys}
 
 
 def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
@@ -233,5 +249,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     return visualize(args)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`convolve export RUN_OR_MODEL --out FILE` (ONNX or safetensors), implemented in `convolve.cli.export`."""
+    from convolve.cli.export import cmd_export as export
+
+    return export(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
-            "visualize": cmd_visualize, "models": cmd_models, "datasets": cmd_datasets}
+            "visualize": cmd_visualize, "export": cmd_export, "models": cmd_models, "datasets": cmd_datasets}

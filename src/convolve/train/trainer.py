@@ -79,7 +79,8 @@ class Trainer:
 
     `scheduler_interval`: 'epoch' (StepLR, cosine...), 'batch' (OneCycleLR; 'step' is accepted as its old name) or
     'auto': the scheduler's own `step_interval`.
-    `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written.
+    `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written; one with
+    an `on_batch_end(trainer, record)` method is also called after every optimizer step (see `TensorBoard`).
     `seed`: before the first epoch, reseed the global generator (dropout) with `seed` and the loader's generators
     with `seed + 1, seed + 2, ...`; the initial weights come from the seed in force when the model was built.
     `aux_weight`: the loss weight of auxiliary logits (models returning `(logits, *aux)` in training, e.g.
@@ -213,7 +214,7 @@ class Trainer:
                             progress_enabled(self.progress) and is_main_process())
         try:
             for i, (x, y) in enumerate(loader):
-                out, value = self._train_step(x, y, epoch, i + 1)
+                out, value = self._train_step(x, y, epoch, i + 1, _num_batches(loader))
                 bar.update(value, topk_correct(out, y, 1), len(to_numpy(y)))
         finally:
             bar.close()
@@ -223,7 +224,7 @@ class Trainer:
         return {"train_loss": loss_sum / count, "train_accuracy": correct / count,
                 "images_per_second": count / max(bar.elapsed, 1e-9)}
 
-    def _train_step(self, x: Any, y: Any, epoch: int, batch: int) -> tuple[Any, float]:
+    def _train_step(self, x: Any, y: Any, epoch: int, batch: int, batches: int | None) -> tuple[Any, float]:
         """Forward, backward and (only when the loss and every gradient are finite) the optimizer step."""
         self.optimizer.zero_grad()
         loss, out = step_loss(self.loss_fn, self.model(x), y, self.aux_weight, unwrap(self.model))
@@ -235,10 +236,23 @@ class Trainer:
         if self.clip_grad_norm is not None:
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.optimizer.step()
+        self._batch_end(epoch, batch, batches, loss, out, y)
         if self.scheduler is not None and self.scheduler_interval == "batch":
             self.scheduler.step()
         self._loss_watch.update(value, epoch, batch)
         return out, value
+
+    def _batch_end(self, epoch: int, batch: int, batches: int | None, loss: Any, out: Any, y: Any) -> None:
+        """Callbacks with an `on_batch_end(trainer, record)` method (e.g. TensorBoard) see every optimizer step:
+        epoch, batch (1-based), batches per epoch (None if unknown), loss, accuracy and the lr the step used."""
+        hooks = [cb.on_batch_end for cb in self.callbacks if hasattr(cb, "on_batch_end")]
+        if not hooks or not is_main_process():  # callbacks run on rank 0 only
+            return
+        n = len(to_numpy(y))
+        record = {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(to_numpy(loss)),
+                  "accuracy": topk_correct(out, y, 1) / n, "lr": float(self.optimizer.param_groups[0]["lr"])}
+        for hook in hooks:
+            hook(self, record)
 
     def _monitor_value(self, record: dict[str, Any]) -> tuple[str, float]:
         if self.early_stopping is not None:
