@@ -1,0 +1,125 @@
+"""Background batch production: one prefetch thread one batch ahead, or a pool of worker threads that fetch
+batches concurrently and hand them back in sampler order."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+
+def _put(q: queue.Queue[Any], stop: threading.Event, entry: tuple[str, Any]) -> bool:
+    """Block until there is room in `q`; False when `stop` was set meanwhile."""
+    while not stop.is_set():
+        try:
+            q.put(entry, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _produce(source: Iterator[Any], q: queue.Queue[Any], stop: threading.Event) -> None:
+    """The prefetch thread's body; it holds no reference to the _Prefetcher, so dropping that stops it."""
+    try:
+        for item in source:
+            if not _put(q, stop, ("item", item)):
+                return
+        _put(q, stop, ("done", None))
+    except BaseException as exc:  # handed to the consumer, raised there
+        _put(q, stop, ("error", exc))
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+class Prefetcher:
+    """Runs a batch iterator on a daemon thread, one batch ahead; `close()` (or garbage collection) stops it."""
+
+    def __init__(self, source: Iterator[Any]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(
+            target=_produce, args=(source, self._queue, self._stop), name="convolve-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> Any:
+        if self._finished:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "item":
+            return value
+        self._finished = True
+        self._thread.join()
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the background thread and wait for it (called when a loop ends early)."""
+        self._finished = True
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class WorkerPool:
+    """`fetch(batch)` for every batch of `batches` on `num_workers` threads, at most `prefetch_factor` batches per
+    worker in flight, yielded in the order of `batches` whatever order the workers finish in."""
+
+    def __init__(self, fetch: Callable[[Any], Any], batches: Sequence[Any], num_workers: int, prefetch_factor: int,
+                 worker_init_fn: Callable[[int], None] | None = None) -> None:
+        self._ids = iter(range(num_workers))
+        self._lock = threading.Lock()
+        self._worker_init_fn = worker_init_fn
+        self._pool = ThreadPoolExecutor(num_workers, thread_name_prefix="convolve-worker", initializer=self._init)
+        self._fetch, self._todo = fetch, iter(batches)
+        self._pending: deque[Future[Any]] = deque()
+        for _ in range(num_workers * prefetch_factor):
+            self._submit()
+
+    def _init(self) -> None:
+        with self._lock:
+            worker_id = next(self._ids)
+        if self._worker_init_fn is not None:
+            self._worker_init_fn(worker_id)
+
+    def _submit(self) -> None:
+        batch = next(self._todo, None)
+        if batch is not None:
+            self._pending.append(self._pool.submit(self._fetch, batch))
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        if not self._pending:
+            self.close()
+            raise StopIteration
+        future = self._pending.popleft()
+        self._submit()
+        try:
+            return future.result()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Cancel what has not started and wait for the worker threads to end."""
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __del__(self) -> None:
+        self.close()
