@@ -38,7 +38,13 @@ def _per_group(value: Any, name: str, optimizer: Optimizer, fn: str) -> list[Any
 
 
 class LRScheduler:
-    """Base class: `get_lr()` computes the next lrs from the current ones; `step()` advances `last_epoch`."""
+    """Base class: `get_lr()` computes the next lrs from the current ones; `step()` advances `last_epoch`.
+
+    `step_interval` says how often a training loop steps it: "epoch" (the default) or "batch" (OneCycleLR,
+    CyclicLR).
+    """
+
+    step_interval = "epoch"
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         name = type(self).__name__
@@ -274,14 +280,24 @@ class SequentialLR(LRScheduler):
             s.load_state_dict(sd)
 
 
+from convolve.optim._lambda_cyclic import (  # noqa: E402
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    LambdaLR,
+    MultiplicativeLR,
+)
 from convolve.optim._plateau_onecycle import OneCycleLR, ReduceLROnPlateau  # noqa: E402
 
 __all__ = [
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
     "ExponentialLR",
     "LRScheduler",
+    "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "MultiplicativeLR",
     "OneCycleLR",
     "ReduceLROnPlateau",
     "SequentialLR",
