@@ -5,7 +5,7 @@ default initialization and state_dict keys, so PyTorch habits and checkpoints tr
 """
 
 from convolve.nn import functional, init
-from convolve.nn.activation import ELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax, Tanh
+from convolve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh
 from convolve.nn.container import ModuleDict, ModuleList, Sequential
 from convolve.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from convolve.nn.dropout import Dropout, Dropout2d
@@ -14,11 +14,14 @@ from convolve.nn.linear import Identity, Linear
 from convolve.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss
 from convolve.nn.module import Module, RemovableHandle
 from convolve.nn.norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
+from convolve.nn.normalization import GroupNorm, LayerNorm
 from convolve.nn.parameter import Parameter
 from convolve.nn.pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from convolve.nn.upsample import Upsample
 
 __all__ = [
     "ELU",
+    "GELU",
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
     "AvgPool1d",
@@ -32,7 +35,9 @@ __all__ = [
     "Dropout",
     "Dropout2d",
     "Flatten",
+    "GroupNorm",
     "Identity",
+    "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LocalResponseNorm",
@@ -49,9 +54,11 @@ __all__ = [
     "ReLU6",
     "RemovableHandle",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "Upsample",
     "functional",
     "init",
 ]

@@ -1,4 +1,4 @@
-"""Activation layers: ReLU, ReLU6, LeakyReLU, ELU, Sigmoid, Tanh, Softmax, LogSoftmax.
+"""Activation layers: ReLU, ReLU6, LeakyReLU, ELU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax.
 
 `inplace=True` is passed to the functional op, which then overwrites the input's array (as PyTorch); the op
 refuses it on a leaf that requires grad.
@@ -80,6 +80,29 @@ class Tanh(Module):
         return F.tanh(input)
 
 
+class GELU(Module):
+    """x * Phi(x) (the Gaussian CDF), or its tanh approximation when `approximate='tanh'`."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: `approximate` must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(_Inplace):
+    """x * sigmoid(x) (swish)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.silu(input, inplace=self.inplace)
+
+
 def _softmax_dim(dim: int | None, ndim: int, name: str) -> int:
     """PyTorch's legacy implicit dim (0 for 0/1/3-D input, else 1), with its warning."""
     if dim is not None:
@@ -119,4 +142,4 @@ class LogSoftmax(Module):
 
 
 
-__all__ = ["ELU", "LeakyReLU", "LogSoftmax", "ReLU", "ReLU6", "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax", "Tanh"]

@@ -6,9 +6,12 @@ One family per file; each op is a `Function` subclass with `forward` and `backwa
 from convolve.nn.functional.activation import *  # noqa: F403
 from convolve.nn.functional.conv import *  # noqa: F403
 from convolve.nn.functional.dropout import *  # noqa: F403
+from convolve.nn.functional.encoding import *  # noqa: F403
+from convolve.nn.functional.group_norm import *  # noqa: F403
 from convolve.nn.functional.linear import *  # noqa: F403
 from convolve.nn.functional.loss import *  # noqa: F403
 from convolve.nn.functional.norm import *  # noqa: F403
 from convolve.nn.functional.padding import *  # noqa: F403
 from convolve.nn.functional.pool import *  # noqa: F403
 from convolve.nn.functional.shape import *  # noqa: F403
+from convolve.nn.functional.upsample import *  # noqa: F403
