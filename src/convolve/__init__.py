@@ -1,9 +1,10 @@
 """convolve: convolutional neural networks on NumPy, every backward pass written out and checked."""
 
-from convolve import data, nn, optim
+from convolve import autograd, cuda, data, nn, optim, utils
 from convolve._threads import get_num_threads, set_num_threads
-from convolve.autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from convolve.autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from convolve.backend import get_default_dtype, set_default_dtype
+from convolve.device import device
 from convolve.factory import (
     arange,
     from_numpy,
@@ -20,6 +21,9 @@ from convolve.functions import (
     abs,
     amax,
     amin,
+    argmax,
+    argmin,
+    as_tensor,
     clamp,
     concat,
     concatenate,
@@ -30,20 +34,31 @@ from convolve.functions import (
     linspace,
     log,
     matmul,
+    max,
     maximum,
     mean,
+    min,
     minimum,
     sqrt,
     sum,
     where,
 )
 from convolve.io import load, save
+from convolve.nn.functional import log_softmax, relu, sigmoid, softmax, tanh
 from convolve.ops.shape import cat, stack
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor, tensor
 
-float32 = "float32"
-float64 = "float64"
+# dtypes by PyTorch's names; NumPy accepts each of these strings as a dtype
+float16 = half = "float16"
+float32 = float = "float32"
+float64 = double = "float64"
+uint8 = "uint8"
+int8 = "int8"
+int16 = short = "int16"
+int32 = int = "int32"
+int64 = long = "int64"
+bool = "bool"
 
 __version__ = "0.1.0"
 
@@ -56,30 +71,51 @@ __all__ = [
     "amax",
     "amin",
     "arange",
+    "argmax",
+    "argmin",
+    "as_tensor",
+    "autograd",
+    "bool",
     "cat",
     "clamp",
     "concat",
     "concatenate",
+    "cuda",
     "data",
+    "device",
+    "double",
     "empty",
     "enable_grad",
     "exp",
     "eye",
+    "float",
+    "float16",
     "float32",
     "float64",
     "from_numpy",
     "full",
     "get_default_dtype",
     "get_num_threads",
+    "half",
+    "inference_mode",
+    "int",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
     "is_grad_enabled",
     "is_tensor",
     "linspace",
     "load",
     "log",
+    "log_softmax",
+    "long",
     "manual_seed",
     "matmul",
+    "max",
     "maximum",
     "mean",
+    "min",
     "minimum",
     "nn",
     "no_grad",
@@ -89,14 +125,21 @@ __all__ = [
     "rand",
     "randint",
     "randn",
+    "relu",
     "save",
     "set_default_dtype",
     "set_grad_enabled",
     "set_num_threads",
+    "short",
+    "sigmoid",
+    "softmax",
     "sqrt",
     "stack",
     "sum",
+    "tanh",
     "tensor",
+    "uint8",
+    "utils",
     "where",
     "zeros",
     "zeros_like",

@@ -3,6 +3,7 @@
 One family per file; each op is a `Function` subclass with `forward` and `backward` side by side.
 """
 
+from convolve.nn.functional import _tensor_methods  # noqa: F401  (x.softmax(1), x.relu(), ...)
 from convolve.nn.functional.activation import *  # noqa: F403
 from convolve.nn.functional.conv import *  # noqa: F403
 from convolve.nn.functional.dropout import *  # noqa: F403
