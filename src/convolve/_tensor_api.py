@@ -51,7 +51,11 @@ class TensorAPI:
 
     def contiguous(self, memory_format: Any = None) -> Any:
         """This tensor when its array is C-contiguous, else a contiguous copy (differentiable)."""
-        return self if self.data.flags.c_contiguous else self.clone()  # type: ignore[attr-defined]
+        if self.data.flags.c_contiguous:
+            return self
+        out = self.clone()  # type: ignore[attr-defined]
+        out.data = np.ascontiguousarray(out.data)
+        return out
 
     def type(self, dtype: Any = None, non_blocking: bool = False) -> Any:
         """With no argument, the type name ('convolve.FloatTensor'); else the tensor cast to `dtype`."""

@@ -45,7 +45,7 @@ class _OutputGrad(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, state: _HookState, index: int) -> np.ndarray:
         ctx.state, ctx.index = state, index
-        return x
+        return x.view()  # a view, not the array itself (which autograd would take for an in-place write)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
@@ -62,7 +62,7 @@ class _InputGrad(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, state: _HookState, index: int) -> np.ndarray:
         ctx.state, ctx.index = state, index
-        return x
+        return x.view()  # a view, not the array itself (which autograd would take for an in-place write)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:

@@ -1,0 +1,256 @@
+"""Everyday PyTorch API against torch: grad-mode decorators, custom Functions with ctx.saved_tensors, tensor and
+module backward hooks, Tensor.to/type/contiguous/softmax, argmax/max/as_tensor, devices, cv.load's arguments."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import convolve as cv
+import convolve.nn as nn
+from tests.oracle import assert_close
+
+
+def test_no_grad_works_bare_called_and_as_context():
+    x = cv.randn(3, requires_grad=True)
+
+    @cv.no_grad
+    def bare(t):
+        return t * 2
+
+    @cv.no_grad()
+    def called(t):
+        return t * 2
+
+    @cv.inference_mode
+    def inferred(t):
+        return t * 2
+
+    assert not bare(x).requires_grad and not called(x).requires_grad and not inferred(x).requires_grad
+    assert cv.is_grad_enabled() and (x * 2).requires_grad
+    with cv.no_grad():
+        assert not (x * 2).requires_grad
+        with cv.enable_grad():
+            assert (x * 2).requires_grad
+    with cv.inference_mode():
+        assert not (x * 2).requires_grad
+    with cv.inference_mode(False):
+        assert (x * 2).requires_grad
+    assert bare.__name__ == "bare"
+
+
+def test_set_grad_enabled_acts_when_called_as_torch_does():
+    for lib in (torch, cv):
+        lib.set_grad_enabled(False)
+        assert not lib.is_grad_enabled()
+        lib.set_grad_enabled(True)
+        with lib.set_grad_enabled(False):
+            assert not lib.is_grad_enabled()
+        assert lib.is_grad_enabled()
+
+
+def test_decorated_no_grad_is_per_thread_and_reentrant():
+    seen = []
+
+    @cv.no_grad
+    def recurse(n):
+        seen.append(cv.is_grad_enabled())
+        return recurse(n - 1) if n else None
+
+    recurse(3)
+    t = threading.Thread(target=lambda: seen.append(("thread", cv.is_grad_enabled())))
+    t.start()
+    t.join()
+    assert seen == [False] * 4 + [("thread", True)] and cv.is_grad_enabled()
+
+
+def _torch_style(lib):
+    class MyExp(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, i):
+            result = i.exp()
+            ctx.save_for_backward(result)
+            return result
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (result,) = ctx.saved_tensors
+            return grad_output * result  # a bare gradient for the one input
+
+    class Scale(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, k):
+            ctx.save_for_backward(x, w)
+            ctx.k = k
+            return x * w * k
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w = ctx.saved_tensors
+            return g * w * ctx.k, (g * x * ctx.k).sum(0), None
+
+    return MyExp, Scale
+
+
+def test_torch_style_custom_functions_match_torch():
+    xs = np.random.default_rng(0).standard_normal((3, 4))
+    ws = np.random.default_rng(1).standard_normal(4)
+    grads = []
+    for lib in (cv, torch):
+        my_exp, scale = _torch_style(lib)
+        x = lib.tensor(xs, requires_grad=True)
+        w = lib.tensor(ws, requires_grad=True)
+        y = scale.apply(my_exp.apply(x), w, 3.0)
+        assert y.requires_grad
+        y.sum().backward()
+        grads.append((x.grad.numpy().copy(), w.grad.numpy().copy(), y.detach().numpy().copy()))
+    for a, b in zip(*grads):
+        assert_close(a, b, np.float64, "custom Function")
+
+
+def test_backward_returning_too_few_gradients_says_what_to_return():
+    class Two(cv.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    a, b = cv.randn(2, requires_grad=True), cv.randn(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"returned one gradient for 2 inputs; return a tuple"):
+        Two.apply(a, b).sum().backward()
+
+
+def test_tensor_register_hook_matches_torch():
+    results = []
+    for lib in (cv, torch):
+        x = lib.tensor(np.arange(3.0), requires_grad=True)
+        h = x * 2
+        seen = []
+        h.register_hook(lambda g, seen=seen: seen.append(g.numpy().copy()))
+        h.register_hook(lambda g: g * 10)
+        x.register_hook(lambda g: g + 1)
+        (h * h).sum().backward()
+        results.append((seen[0], x.grad.numpy().copy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b)
+    handle = (x := cv.randn(2, requires_grad=True)).register_hook(lambda g: g * 0)
+    handle.remove()
+    (x * 1).sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        cv.randn(2).register_hook(print)
+
+
+def _hooked_net(lib, xs, weights, replace):
+    net = lib.nn.Sequential(lib.nn.Linear(4, 3), lib.nn.ReLU(), lib.nn.Linear(3, 2)).double()
+    with lib.no_grad():
+        for p, w in zip(net.parameters(), weights):
+            p.copy_(lib.tensor(w))
+    calls = []
+
+    def hook(module, grad_input, grad_output):
+        calls.append((type(module).__name__, [None if g is None else g.numpy().copy() for g in grad_input],
+                      [g.numpy().copy() for g in grad_output]))
+        return (grad_input[0] * 2,) if replace and grad_input[0] is not None else None
+
+    net[2].register_full_backward_hook(hook)
+    net[0].register_full_backward_hook(hook)
+    x = lib.tensor(xs, requires_grad=True)
+    net(x).sum().backward()
+    return calls, x.grad.numpy().copy(), net[0].weight.grad.numpy().copy()
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_full_backward_hook_matches_torch(replace):
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((5, 4))
+    weights = [rng.standard_normal(s) for s in [(3, 4), (3,), (2, 3), (2,)]]
+    ours, theirs = _hooked_net(cv, xs, weights, replace), _hooked_net(torch, xs, weights, replace)
+    assert [c[0] for c in ours[0]] == [c[0] for c in theirs[0]] == ["Linear", "Linear"]
+    for (_, gi_a, go_a), (_, gi_b, go_b) in zip(ours[0], theirs[0]):
+        for a, b in zip(gi_a + go_a, gi_b + go_b):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12)
+
+
+def test_backward_hook_on_a_first_layer_sees_none_for_the_input():
+    layer = nn.Linear(3, 2)
+    got = []
+    layer.register_full_backward_hook(lambda m, gi, go: got.append((gi, go[0].shape)))
+    layer(cv.randn(4, 3)).sum().backward()
+    assert got == [((None,), (4, 2))]
+
+
+def test_tensor_conversions_match_torch():
+    a = np.arange(6.0).reshape(2, 3)
+    x, t = cv.tensor(a, dtype=cv.float32), torch.tensor(a, dtype=torch.float32)
+    assert x.to("cpu") is x and x.cpu() is x and x.to(cv.float32) is x
+    assert x.to(cv.device("cpu"), cv.float64).dtype == np.float64
+    assert x.to(dtype=cv.long).dtype == np.int64 and x.long().dtype == np.int64
+    assert x.to(cv.zeros(1, dtype=cv.float64)).dtype == np.float64
+    assert x.type() == "convolve.FloatTensor" and t.type() == "torch.FloatTensor"
+    assert x.type("torch.DoubleTensor").dtype == np.float64
+    assert str(x.device) == str(t.device) == "cpu" and x.device == "cpu" and not x.is_cuda
+    assert x.T.contiguous().data.flags.c_contiguous and x.contiguous() is x
+    np.testing.assert_allclose(x.softmax(1).numpy(), t.softmax(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.log_softmax(dim=0).numpy(), t.log_softmax(dim=0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(cv.softmax(x, dim=1).numpy(), torch.softmax(t, dim=1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.sigmoid().numpy(), t.sigmoid().numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(x.relu().numpy(), t.relu().numpy())
+
+
+def test_argmax_max_and_as_tensor_match_torch():
+    a = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]])
+    x, t = cv.tensor(a), torch.tensor(a)
+    assert cv.argmax(x).item() == torch.argmax(t).item()
+    assert cv.argmax(x, dim=1).tolist() == torch.argmax(t, dim=1).tolist()
+    assert cv.argmax(x, 0, keepdim=True).shape == tuple(torch.argmax(t, 0, keepdim=True).shape)
+    values, indices = cv.max(x.data, 1)  # the classic torch.max(outputs.data, 1)
+    tv, ti = torch.max(t.data, 1)
+    assert values.tolist() == tv.tolist() and indices.tolist() == ti.tolist()
+    assert cv.max(x).item() == torch.max(t).item() and cv.min(x, 1)[1].tolist() == torch.min(t, 1)[1].tolist()
+    assert cv.max(x, cv.zeros(2, 3)).shape == (2, 3)
+    shared = np.zeros(3, np.float32)
+    y = cv.as_tensor(shared)
+    shared[0] = 5
+    assert y[0].item() == 5 and cv.from_numpy(shared).numpy() is shared
+    assert cv.as_tensor([1, 2]).dtype == np.int64 and cv.as_tensor(shared, dtype=cv.float64).dtype == np.float64
+    assert cv.as_tensor(y) is y
+
+
+def test_devices_cpu_works_others_explain():
+    device = cv.device("cuda" if cv.cuda.is_available() else "cpu")
+    assert device == cv.device("cpu") and repr(device) == repr(torch.device("cpu"))
+    model = nn.Linear(2, 2).to(device)
+    x = cv.zeros(4, 2, device=device)
+    assert model(x.to(device)).shape == (4, 2)
+    assert cv.randn(2, device="cpu").shape == (2,) and cv.tensor([1.0], device=device).shape == (1,)
+    for call in (lambda: cv.zeros(2).to("cuda"), lambda: model.to("cuda:0"), lambda: cv.zeros(2).cuda(),
+                 lambda: model.cuda(), lambda: cv.zeros(2, device="mps")):
+        with pytest.raises(RuntimeError, match=r"is not available: convolve computes with NumPy on the CPU only"):
+            call()
+    with pytest.raises(RuntimeError, match="expected one of"):
+        cv.device("gpu")
+
+
+def test_load_takes_map_location_and_weights_only(tmp_path):
+    model = nn.Linear(3, 2)
+    path = tmp_path / "model.pt"
+    cv.save(model.state_dict(), path)
+    for kwargs in ({"map_location": "cpu"}, {"map_location": cv.device("cpu"), "weights_only": True},
+                   {"map_location": lambda storage, loc: storage}, {"map_location": {"cuda:0": "cpu"}},
+                   {"weights_only": False}):
+        restored = nn.Linear(3, 2)
+        restored.load_state_dict(cv.load(path, **kwargs))
+        np.testing.assert_array_equal(restored.weight.numpy(), model.weight.numpy())
+    with pytest.raises(RuntimeError, match=r"map_location`: device 'cuda' is not available"):
+        cv.load(path, map_location="cuda")
+    with pytest.raises(ValueError, match=r"`pickle_module` cannot be used"):
+        cv.load(path, pickle_module=object())
