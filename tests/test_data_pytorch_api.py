@@ -218,3 +218,26 @@ def test_pin_memory_warns_and_bad_worker_arguments():
         DataLoader([1, 2], num_workers=-1)
     with pytest.raises(ValueError, match=r"`prefetch_factor`.*needs num_workers > 0"):
         DataLoader([1, 2], prefetch_factor=2)
+
+
+def test_weighted_sampler_concat_dataset_and_timeout():
+    from convolve.data import ConcatDataset, WeightedRandomSampler
+
+    drawn = list(WeightedRandomSampler([0.0, 1.0, 3.0], 400, generator=cv.Generator(0)))
+    assert set(drawn) == {1, 2} and 0.65 < drawn.count(2) / 400 < 0.85
+    assert sorted(WeightedRandomSampler([1, 1, 1], 3, replacement=False)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="cannot draw 3 samples without replacement from 2"):
+        WeightedRandomSampler([1, 0, 1], 3, replacement=False)
+    both = TensorDataset(cv.arange(2)) + TensorDataset(cv.arange(3))
+    assert isinstance(both, ConcatDataset) and len(both) == 5 and both[2][0].item() == 0 and both[-1][0].item() == 2
+
+    class Slow:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            threading.Event().wait(1.0)
+            return i
+
+    with pytest.raises(RuntimeError, match=r"DataLoader timed out after 0.05 seconds"):
+        list(DataLoader(Slow(), num_workers=1, timeout=0.05))

@@ -30,6 +30,10 @@ RESIZES = [
     ((2, 3, 9), dict(size=4, mode="linear")),
     ((2, 3, 4), dict(scale_factor=3, mode="nearest")),
     ((1, 1, 1, 1), dict(size=(3, 2), mode="bilinear", align_corners=True)),
+    ((1, 2, 5, 4), dict(scale_factor=2, mode="bicubic")),
+    ((1, 2, 6, 7), dict(size=(4, 9), mode="bicubic", align_corners=True)),
+    ((1, 1, 3, 3), dict(scale_factor=(2.5, 1.5), mode="bicubic", align_corners=False)),
+    ((1, 2, 2, 3, 4), dict(scale_factor=2, mode="trilinear")),
 ]
 
 
@@ -42,10 +46,10 @@ def test_interpolate_matches_torch(shape, kwargs, dtype):
 
 @settings(max_examples=25, deadline=None)
 @given(h=st.integers(1, 9), w=st.integers(1, 9), oh=st.integers(1, 12), ow=st.integers(1, 12),
-       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear-ac", "bilinear"]))
+       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear-ac", "bilinear", "bicubic-ac", "bicubic"]))
 def test_interpolate_random_sizes_match_torch(h, w, oh, ow, mode):
     kwargs = dict(size=(oh, ow), mode=mode.removesuffix("-ac"))
-    if mode.startswith("bilinear"):
+    if mode.startswith(("bilinear", "bicubic")):
         kwargs["align_corners"] = mode.endswith("-ac")
     x = np.random.default_rng(h * 10 + w).standard_normal((1, 2, h, w))
     compare_with_torch(lambda t: F.interpolate(t, **kwargs), lambda t: TF.interpolate(t, **kwargs), [x])
@@ -55,8 +59,8 @@ def test_interpolate_errors():
     x = cv.randn(1, 1, 4, 4)
     with pytest.raises(ValueError, match=r"give exactly one of `size` and `scale_factor`"):
         F.interpolate(x)
-    with pytest.raises(ValueError, match=r"`mode` must be one of .* got 'bicubic'"):
-        F.interpolate(x, scale_factor=2, mode="bicubic")
+    with pytest.raises(ValueError, match=r"`mode` must be one of .* got 'area' \(area is not implemented\)"):
+        F.interpolate(x, scale_factor=2, mode="area")
     with pytest.raises(ValueError, match=r"mode 'linear' expects 3-D input"):
         F.interpolate(x, scale_factor=2, mode="linear")
     with pytest.raises(ValueError, match=r"`align_corners` option can only be set with the interpolating modes"):

@@ -11,7 +11,7 @@ import torch
 
 import convolve as cv
 import convolve.nn as nn
-from tests.oracle import assert_close
+from tests.oracle import assert_close, compare_with_torch
 
 
 def test_no_grad_works_bare_called_and_as_context():
@@ -254,3 +254,52 @@ def test_load_takes_map_location_and_weights_only(tmp_path):
         cv.load(path, map_location="cuda")
     with pytest.raises(ValueError, match=r"`pickle_module` cannot be used"):
         cv.load(path, pickle_module=object())
+
+
+def test_topk_sort_std_match_torch_with_gradients():
+    a = np.random.default_rng(4).standard_normal((3, 6))
+    for ours_fn, theirs_fn in [
+        (lambda t: t.topk(3, 1)[0], lambda t: t.topk(3, 1)[0]),
+        (lambda t: t.topk(2, 0, largest=False)[0], lambda t: t.topk(2, 0, largest=False)[0]),
+        (lambda t: t.sort(dim=1, descending=True)[0], lambda t: t.sort(dim=1, descending=True)[0]),
+        (lambda t: t.std(dim=1, keepdim=True), lambda t: t.std(dim=1, keepdim=True)),
+        (lambda t: t.std(), lambda t: t.std()),
+        (lambda t: t.masked_fill(t > 0, 0.5), lambda t: t.masked_fill(t > 0, 0.5)),
+        (lambda t: t.t().mm(t), lambda t: t.t().mm(t)),
+    ]:
+        compare_with_torch(ours_fn, theirs_fn, [a])
+    x, t = cv.tensor(a), torch.tensor(a)
+    assert x.topk(3, 1)[1].tolist() == t.topk(3, 1)[1].tolist()
+    assert x.sort(0)[1].tolist() == t.sort(0)[1].tolist()
+    assert x.eq(x).all().item() and not x.ne(x).any().item()
+    assert cv.isnan(cv.tensor([float("nan"), 1.0])).tolist() == [True, False]
+    assert cv.allclose(x, x + 1e-9) and not cv.equal(x, x + 1)
+
+
+def test_in_place_arithmetic_follows_torch_rules():
+    w = cv.randn(3, requires_grad=True)
+    (w * w).sum().backward()
+    before = w
+    with cv.no_grad():
+        w -= 0.1 * w.grad
+        w.add_(1.0, alpha=2)
+    assert w is before and w.requires_grad
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad is being used in an in-place"):
+        w += 1
+    plain = cv.zeros(3)
+    alias = plain
+    plain += 1
+    assert alias.tolist() == [1.0, 1.0, 1.0]  # written in place, as in PyTorch
+    h = w * 2  # a non-leaf in a graph: the out-of-place result, so the graph stays right
+    h += 1
+    h.sum().backward()
+
+
+def test_missing_pytorch_names_say_so():
+    with pytest.raises(AttributeError, match=r"'convolve' has no attribute 'bfloat16': NumPy has no bfloat16"):
+        cv.bfloat16  # noqa: B018
+    with pytest.raises(AttributeError, match=r"`torch.nn.Transformer` is not implemented in convolve"):
+        nn.Transformer  # noqa: B018
+    with pytest.raises(AttributeError, match=r"`Tensor.scatter_` is not implemented.*x\.numpy\(\)"):
+        cv.zeros(1).scatter_  # noqa: B018
+    assert not hasattr(cv.zeros(1), "_private") and not hasattr(cv, "__wrapped__")

@@ -1,6 +1,24 @@
 """convolve: convolutional neural networks on NumPy, every backward pass written out and checked."""
 
-from convolve import autograd, cuda, data, nn, optim, utils
+from convolve import _missing, autograd, backends, cuda, data, nn, optim, utils
+from convolve._tensor_methods import (
+    allclose,
+    equal,
+    flatten,
+    isfinite,
+    isnan,
+    numel,
+    permute,
+    randperm,
+    reshape,
+    squeeze,
+    transpose,
+    unsqueeze,
+    var,
+)
+from convolve._tensor_methods import sort_fn as sort
+from convolve._tensor_methods import std_fn as std
+from convolve._tensor_methods import topk_fn as topk
 from convolve._threads import get_num_threads, set_num_threads
 from convolve.autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from convolve.backend import get_default_dtype, set_default_dtype
@@ -62,12 +80,21 @@ bool = "bool"
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """A PyTorch name convolve lacks: an AttributeError saying so and what to do instead."""
+    if name.startswith("__"):
+        raise AttributeError(f"module 'convolve' has no attribute {name!r}")
+    raise _missing.missing("module 'convolve'", name, f"torch.{name}")
+
+
 __all__ = [
     "Function",
     "Generator",
     "Tensor",
     "__version__",
     "abs",
+    "allclose",
     "amax",
     "amin",
     "arange",
@@ -75,6 +102,7 @@ __all__ = [
     "argmin",
     "as_tensor",
     "autograd",
+    "backends",
     "bool",
     "cat",
     "clamp",
@@ -86,8 +114,10 @@ __all__ = [
     "double",
     "empty",
     "enable_grad",
+    "equal",
     "exp",
     "eye",
+    "flatten",
     "float",
     "float16",
     "float32",
@@ -105,6 +135,8 @@ __all__ = [
     "int64",
     "is_grad_enabled",
     "is_tensor",
+    "isfinite",
+    "isnan",
     "linspace",
     "load",
     "log",
@@ -119,13 +151,17 @@ __all__ = [
     "minimum",
     "nn",
     "no_grad",
+    "numel",
     "ones",
     "ones_like",
     "optim",
+    "permute",
     "rand",
     "randint",
     "randn",
+    "randperm",
     "relu",
+    "reshape",
     "save",
     "set_default_dtype",
     "set_grad_enabled",
@@ -133,13 +169,20 @@ __all__ = [
     "short",
     "sigmoid",
     "softmax",
+    "sort",
     "sqrt",
+    "squeeze",
     "stack",
+    "std",
     "sum",
     "tanh",
     "tensor",
+    "topk",
+    "transpose",
     "uint8",
+    "unsqueeze",
     "utils",
+    "var",
     "where",
     "zeros",
     "zeros_like",

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from convolve._missing import missing
 from convolve.device import CPU, check_device, device
 
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor", "int64": "LongTensor",
@@ -80,6 +81,12 @@ class TensorAPI:
 
     def get_device(self) -> int:
         return -1  # PyTorch's answer for a CPU tensor
+
+    def __getattr__(self, name: str) -> Any:
+        """Only reached for a name Tensor lacks: say what to do instead of a bare AttributeError."""
+        if name.startswith("_"):
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        raise missing("'Tensor' object", name, f"Tensor.{name}", "; NumPy works on x.numpy(), outside autograd")
 
 
 def run_grad_hooks(t: Any, grad: np.ndarray) -> np.ndarray:

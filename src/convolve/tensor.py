@@ -332,11 +332,15 @@ class Tensor(TensorAPI):
         n = self.data.size if ax is None else int(np.prod([self.shape[a] for a in np.atleast_1d(ax)]))
         return (centred * centred).sum(axis=ax, keepdims=keepdims) / (n - 1 if unbiased else n)
 
-    def argmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-        return Tensor._from_array(np.argmax(self.data, axis=_axes(axis, dim)))
+    def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None) -> Tensor:
+        """Index (int64) of the largest value along `dim`, over the flattened tensor when None."""
+        idx = np.argmax(self.data, axis=_axes(axis, dim), keepdims=keepdim)
+        return Tensor._from_array(np.asarray(idx, dtype=np.int64))
 
-    def argmin(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-        return Tensor._from_array(np.argmin(self.data, axis=_axes(axis, dim)))
+    def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None) -> Tensor:
+        """Index (int64) of the smallest value along `dim`, over the flattened tensor when None."""
+        idx = np.argmin(self.data, axis=_axes(axis, dim), keepdims=keepdim)
+        return Tensor._from_array(np.asarray(idx, dtype=np.int64))
 
     # ----- shape ------------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:

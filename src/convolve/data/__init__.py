@@ -11,13 +11,28 @@ any other map-style dataset (a list of pairs, `TensorDataset`, your own class) w
 from convolve.data import transforms
 from convolve.data.cifar import CIFAR10, CIFAR100
 from convolve.data.collate import default_collate, default_convert
-from convolve.data.dataset import ArrayDataset, Subset, TensorDataset, default_root, random_split
+from convolve.data.dataset import (
+    ArrayDataset,
+    ConcatDataset,
+    Dataset,
+    Subset,
+    TensorDataset,
+    default_root,
+    random_split,
+)
 from convolve.data.digits import Digits
 from convolve.data.download import DownloadError, check_md5, download_file
 from convolve.data.loader import DataLoader
 from convolve.data.mnist import MNIST, FashionMNIST
 from convolve.data.registry import get_dataset, list_datasets
-from convolve.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler
+from convolve.data.sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 
 __all__ = [
     "CIFAR10",
@@ -25,7 +40,9 @@ __all__ = [
     "MNIST",
     "ArrayDataset",
     "BatchSampler",
+    "ConcatDataset",
     "DataLoader",
+    "Dataset",
     "Digits",
     "DownloadError",
     "FashionMNIST",
@@ -35,6 +52,7 @@ __all__ = [
     "Subset",
     "SubsetRandomSampler",
     "TensorDataset",
+    "WeightedRandomSampler",
     "check_md5",
     "default_collate",
     "default_convert",

@@ -8,6 +8,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 
@@ -80,7 +81,8 @@ class WorkerPool:
     worker in flight, yielded in the order of `batches` whatever order the workers finish in."""
 
     def __init__(self, fetch: Callable[[Any], Any], batches: Sequence[Any], num_workers: int, prefetch_factor: int,
-                 worker_init_fn: Callable[[int], None] | None = None) -> None:
+                 worker_init_fn: Callable[[int], None] | None = None, timeout: float = 0) -> None:
+        self._timeout = timeout or None
         self._ids = iter(range(num_workers))
         self._lock = threading.Lock()
         self._worker_init_fn = worker_init_fn
@@ -111,15 +113,19 @@ class WorkerPool:
         future = self._pending.popleft()
         self._submit()
         try:
-            return future.result()
+            return future.result(timeout=self._timeout)
+        except FutureTimeout:
+            self.close(wait=False)
+            raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds waiting for a batch from the "
+                               "workers") from None
         except BaseException:
             self.close()
             raise
 
-    def close(self) -> None:
-        """Cancel what has not started and wait for the worker threads to end."""
+    def close(self, wait: bool = True) -> None:
+        """Cancel what has not started and (unless a batch timed out) wait for the worker threads to end."""
         self._pending.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def __del__(self) -> None:
         self.close()

@@ -38,7 +38,40 @@ def missing_file_error(fn: str, path: Path, root: Path) -> FileNotFoundError:
     )
 
 
-class ArrayDataset:
+class Dataset:
+    """Base class of map-style datasets, as `torch.utils.data.Dataset`: define `__getitem__` (and `__len__` for
+    the DataLoader). `a + b` concatenates two datasets."""
+
+    def __getitem__(self, index: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __add__(self, other: Any) -> ConcatDataset:
+        return ConcatDataset([self, other])
+
+
+class ConcatDataset(Dataset):
+    """Several datasets one after the other, as `torch.utils.data.ConcatDataset`."""
+
+    def __init__(self, datasets: Sequence[Any]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: `datasets` should not be an empty iterable")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index: int) -> Any:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"ConcatDataset: index {index} out of range for {n} items")
+        index %= n
+        which = int(np.searchsorted(self.cumulative_sizes, index, side="right"))
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
+
+
+class ArrayDataset(Dataset):
     """Images and labels held as arrays, with the batch transform the DataLoader applies to whole batches.
 
     `data` is either raw images, uint8 (N, H, W) for grayscale or (N, H, W, 3) for colour (torchvision's
@@ -132,7 +165,7 @@ def _check_images(data: np.ndarray, fn: str) -> None:
         raise ValueError(f"{fn}: `data` must be 3-D (N, H, W) or 4-D (N, H, W, C), got shape {data.shape}")
 
 
-class TensorDataset:
+class TensorDataset(Dataset):
     """Tensors (or arrays) sharing their first dimension; item i is the tuple of their i-th rows, as
     `torch.utils.data.TensorDataset`. The DataLoader gathers whole batches of it in one index."""
 
@@ -183,7 +216,7 @@ def _check_indices(dataset: Any, indices: Sequence[int] | np.ndarray) -> np.ndar
     return idx
 
 
-class IndexSubset:
+class IndexSubset(Dataset):
     """`Subset` of a dataset that is not a convolve image dataset: item i is `dataset[indices[i]]`."""
 
     def __init__(self, dataset: Any, indices: Sequence[int] | np.ndarray) -> None:

@@ -29,7 +29,8 @@ class DataLoader:
     or `batch_sampler` replace that. The epoch's batches are drawn when iteration starts, so a seed fixes the
     order whatever `num_workers` is. `num_workers > 0` fetches batches on that many worker *threads* (NumPy
     releases the GIL in its gathers and math; pure-Python `__getitem__` code does not run in parallel) and
-    yields them in order. With `num_workers == 0`, `prefetch` prepares the next batch on a background thread.
+    yields them in order (`timeout` > 0: seconds to wait for a batch before raising). With `num_workers == 0`,
+    `prefetch` prepares the next batch on a background thread.
     """
 
     def __init__(
@@ -113,7 +114,8 @@ class DataLoader:
         batches = list(self.batch_sampler if self.batch_sampler is not None else self.sampler)  # drawn now, in order
         fetch = self._fetch_function()
         if self.num_workers > 0:
-            return WorkerPool(fetch, batches, self.num_workers, self.prefetch_factor, self.worker_init_fn)
+            return WorkerPool(fetch, batches, self.num_workers, self.prefetch_factor, self.worker_init_fn,
+                              self.timeout)
         produced = (fetch(b) for b in batches)
         return Prefetcher(produced) if self.prefetch else produced
 
@@ -163,9 +165,8 @@ def _check_worker_args(num_workers: Any, prefetch_factor: Any, timeout: Any, wor
         raise ValueError(
             f"DataLoader: `prefetch_factor` (={prefetch_factor!r}) must be a positive int and needs num_workers > 0"
         )
-    if timeout != 0:
-        raise ValueError(f"DataLoader: `timeout` (={timeout!r}) is not supported (worker threads cannot be "
-                         "abandoned); leave it 0")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ValueError(f"DataLoader: `timeout` option should be a non-negative number, got {timeout!r}")
     if worker_init_fn is not None and not callable(worker_init_fn):
         raise TypeError(f"DataLoader: `worker_init_fn` must be callable, got {type(worker_init_fn).__name__}")
     if pin_memory:

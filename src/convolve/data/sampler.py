@@ -118,3 +118,30 @@ class BatchSampler(Sampler):
     def __len__(self) -> int:
         n = len(self.sampler)  # type: ignore[arg-type]
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class WeightedRandomSampler(Sampler):
+    """`num_samples` indices drawn with probability proportional to `weights` (with replacement by default)."""
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
+                 generator: Generator | None = None) -> None:
+        super().__init__(None)
+        w = np.asarray(weights.data if hasattr(weights, "data") else weights, dtype=np.float64)
+        if w.ndim != 1 or w.size == 0 or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+            raise ValueError("WeightedRandomSampler: `weights` must be a non-empty 1-D sequence of finite, "
+                             f"non-negative numbers with a positive sum, got {weights!r}")
+        self.weights = w
+        self.num_samples = _check_count(num_samples, "num_samples", "WeightedRandomSampler")
+        if not replacement and self.num_samples > int((w > 0).sum()):
+            raise ValueError(f"WeightedRandomSampler: cannot draw {self.num_samples} samples without replacement "
+                             f"from {int((w > 0).sum())} indices of non-zero weight")
+        self.replacement = replacement
+        self.generator = _check_generator(generator, "WeightedRandomSampler")
+
+    def __iter__(self) -> Iterator[int]:
+        p = self.weights / self.weights.sum()
+        drawn = rng(self.generator).choice(len(p), size=self.num_samples, replace=self.replacement, p=p)
+        return iter(drawn.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples

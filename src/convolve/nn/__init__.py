@@ -4,6 +4,7 @@ Layers mirror `torch.nn`: same class names, argument names, defaults, attribute 
 default initialization and state_dict keys, so PyTorch habits and checkpoints transfer.
 """
 
+from convolve import _missing
 from convolve.nn import functional, init
 from convolve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh
 from convolve.nn.container import ModuleDict, ModuleList, Sequential
@@ -62,3 +63,10 @@ __all__ = [
     "functional",
     "init",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """A PyTorch name convolve lacks: an AttributeError saying so and what to do instead."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise _missing.missing("module 'convolve.nn'", name, f"torch.nn.{name}")

@@ -1,8 +1,9 @@
-"""interpolate (nearest, nearest-exact, linear, bilinear), as `torch.nn.functional.interpolate`.
+"""interpolate (nearest, nearest-exact, linear, bilinear, bicubic, trilinear), as `torch.nn.functional.interpolate`.
 
 Resizing is separable: along each spatial axis the output is a fixed (out, in) matrix times the input, whose
-rows hold the interpolation weights (a single 1 for nearest, two weights summing to 1 for linear). The forward
-contracts each axis with its matrix; the backward contracts the gradient with the transposed matrices.
+rows hold the interpolation weights (a single 1 for nearest, two weights summing to 1 for linear, four Keys cubic
+weights for bicubic). The forward contracts each axis with its matrix; the backward contracts the gradient with
+the transposed matrices.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from convolve.tensor import Tensor
 
 __all__ = ["interpolate", "upsample"]
 
-MODES = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,), "bilinear": (4,), "trilinear": (5,)}
+MODES = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,), "bilinear": (4,), "bicubic": (4,),
+         "trilinear": (5,)}
+CUBIC_A = -0.75  # PyTorch's (and OpenCV's) cubic convolution parameter
 
 
 def _contract(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
@@ -70,6 +73,34 @@ def _linear_matrix(size_in: int, size_out: int, scale: float, align_corners: boo
     return m
 
 
+def _cubic_near(x: np.ndarray) -> np.ndarray:
+    """Keys' kernel for |x| <= 1."""
+    return ((CUBIC_A + 2) * x - (CUBIC_A + 3)) * x * x + 1
+
+
+def _cubic_far(x: np.ndarray) -> np.ndarray:
+    """Keys' kernel for 1 < |x| < 2."""
+    return ((CUBIC_A * x - 5 * CUBIC_A) * x + 8 * CUBIC_A) * x - 4 * CUBIC_A
+
+
+def _cubic_matrix(size_in: int, size_out: int, scale: float, align_corners: bool) -> np.ndarray:
+    """Row o holds Keys' four cubic-convolution weights on inputs floor(src)-1 .. floor(src)+2, clamped to the
+    edge (PyTorch's upsample_bicubic2d; the source coordinate is not clamped at 0, unlike linear)."""
+    dst = np.arange(size_out, dtype=np.float64)
+    if align_corners:
+        src = dst * ((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0)
+    else:
+        src = (dst + 0.5) * scale - 0.5
+    base = np.floor(src).astype(np.int64)
+    t = src - base
+    weights = (_cubic_far(t + 1), _cubic_near(t), _cubic_near(1 - t), _cubic_far(2 - t))
+    m = np.zeros((size_out, size_in))
+    rows = np.arange(size_out)
+    for k, w in enumerate(weights):
+        np.add.at(m, (rows, np.clip(base - 1 + k, 0, size_in - 1)), w)
+    return m
+
+
 def _output_sizes(input: Tensor, size: Any, scale_factor: Any, recompute: bool | None, fn: str
                   ) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """(output sizes, the scale in->out used for source coordinates) per spatial axis, by PyTorch's rules."""
@@ -103,22 +134,25 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
     fn = "interpolate"
     check_float(input, "input", fn)
     if mode not in MODES:
-        raise ValueError(f"{fn}: `mode` must be one of {sorted(MODES)}, got {mode!r} (area and bicubic are not "
-                         "implemented)")
+        raise ValueError(f"{fn}: `mode` must be one of {sorted(MODES)}, got {mode!r} (area is not implemented)")
     if input.ndim not in MODES[mode]:
         raise ValueError(f"{fn}: mode {mode!r} expects {' or '.join(f'{d}-D' for d in MODES[mode])} input, got "
                          f"shape {tuple(input.shape)}")
-    linear = mode in ("linear", "bilinear", "trilinear")
+    linear = mode in ("linear", "bilinear", "trilinear", "bicubic")
     if align_corners is not None and not linear:
         raise ValueError(f"{fn}: `align_corners` option can only be set with the interpolating modes: linear | "
-                         f"bilinear | trilinear, got mode {mode!r}")
+                         f"bilinear | bicubic | trilinear, got mode {mode!r}")
     if antialias:
         raise ValueError(f"{fn}: `antialias=True` is not implemented; resize without it")
     sizes, scales = _output_sizes(input, size, scale_factor, recompute_scale_factor, fn)
     matrices = []
     for n_in, n_out, scale in zip(input.shape[2:], sizes, scales):
-        m = (_linear_matrix(n_in, n_out, scale, bool(align_corners)) if linear
-             else _nearest_matrix(n_in, n_out, scale, exact=mode == "nearest-exact"))
+        if mode == "bicubic":
+            m = _cubic_matrix(n_in, n_out, scale, bool(align_corners))
+        elif linear:
+            m = _linear_matrix(n_in, n_out, scale, bool(align_corners))
+        else:
+            m = _nearest_matrix(n_in, n_out, scale, exact=mode == "nearest-exact")
         matrices.append(m.astype(input.dtype))
     return Interpolate.apply(input, matrices=matrices)
 
