@@ -75,10 +75,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
-    name = "val" if trainer.early_stopping is not None or trainer.meta.get("recipe", {}).get("val_split") else "test"
+    recipe = trainer.meta.get("recipe", {})
+    name = "val" if trainer.early_stopping is not None or recipe.get("val_split") else "test"
     val = f", {name} loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
+    smoothing = recipe.get("label_smoothing") or 0.0
+    note = f" (losses with label smoothing {smoothing:g})" if smoothing else ""
     _say(f"epoch {epoch}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}{val}, "
-         f"lr {record['lr']:.3g}, {record['time']:.1f} s, {record['images_per_second']:.0f} img/s")
+         f"lr {record['lr']:.3g}, {record['time']:.1f} s, {record['images_per_second']:.0f} img/s{note}")
 
 
 def load_model(path: str, factory: str | None = None) -> tuple[Any, dict[str, Any]]:

@@ -252,8 +252,23 @@ def _curves(args: argparse.Namespace) -> Path:
     from convolve import viz
 
     path = _path(args, "curves")
-    viz.plot_training_curves(args.history, path, dpi=args.dpi)
+    split, note = _curve_labels(Path(args.history))
+    viz.plot_training_curves(args.history, path, eval_split=split, loss_note=note, dpi=args.dpi)
     return path
+
+
+def _curve_labels(history: Path) -> tuple[str, str | None]:
+    """What a `convolve train` run's val_* columns measured (the test split unless --val-split was given) and
+    whether its losses include label smoothing, from the run folder's last checkpoint."""
+    from convolve.train import LAST, load_checkpoint
+
+    checkpoint = (history if history.is_dir() else history.parent) / LAST
+    if not checkpoint.is_file():
+        return "validation", None
+    recipe = (load_checkpoint(checkpoint)[1].get("meta") or {}).get("recipe") or {}
+    smoothing = recipe.get("label_smoothing") or 0.0
+    return ("validation" if recipe.get("val_split") else "test",
+            f"with label smoothing {smoothing:g}" if smoothing else None)
 
 
 def _filters_demo(args: argparse.Namespace) -> Path:
