@@ -1,5 +1,8 @@
 """convolve: convolutional neural networks on NumPy, every backward pass written out and checked."""
 
+from importlib import import_module as _import_module
+from importlib.util import find_spec as _find_spec
+
 from convolve import _missing, autograd, backends, cuda, data, nn, optim, utils
 from convolve._tensor_methods import (
     allclose,
@@ -82,9 +85,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """A PyTorch name convolve lacks: an AttributeError saying so and what to do instead."""
+    """A subpackage not imported yet (`convolve.models`, `convolve.viz`, ...) is imported on first use; any other
+    missing name is a PyTorch name convolve lacks: an AttributeError saying so and what to do instead."""
     if name.startswith("__"):
         raise AttributeError(f"module 'convolve' has no attribute {name!r}")
+    if name.isidentifier() and _find_spec(f"convolve.{name}") is not None:
+        return _import_module(f"convolve.{name}")
     raise _missing.missing("module 'convolve'", name, f"torch.{name}")
 
 
