@@ -241,3 +241,22 @@ def test_weighted_sampler_concat_dataset_and_timeout():
 
     with pytest.raises(RuntimeError, match=r"DataLoader timed out after 0.05 seconds"):
         list(DataLoader(Slow(), num_workers=1, timeout=0.05))
+
+
+def test_leaving_a_worker_loop_early_stops_the_workers():
+    import gc
+
+    loader = DataLoader([(np.float32(i), i) for i in range(200)], batch_size=2, num_workers=2)
+    for i, _ in enumerate(loader):
+        if i == 3:
+            break
+    gc.collect()
+    assert not [t for t in threading.enumerate() if t.name.startswith("convolve-worker")]
+    assert sum(len(b[1]) for b in loader) == 200  # and the loader still works afterwards
+
+
+def test_worker_init_fn_gets_each_worker_id_once():
+    seen = []
+    loader = DataLoader(list(range(40)), batch_size=2, num_workers=3, worker_init_fn=seen.append)
+    assert [int(v) for b in loader for v in b.tolist()] == list(range(40))
+    assert sorted(seen) == [0, 1, 2]

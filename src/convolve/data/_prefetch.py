@@ -76,6 +76,19 @@ class Prefetcher:
         self.close()
 
 
+def _worker_initializer(num_workers: int, worker_init_fn: Callable[[int], None] | None) -> Callable[[], None]:
+    """Runs in each new worker thread: gives it the next worker id and calls `worker_init_fn(worker_id)`."""
+    ids, lock = iter(range(num_workers)), threading.Lock()
+
+    def initialize() -> None:
+        with lock:
+            worker_id = next(ids)
+        if worker_init_fn is not None:
+            worker_init_fn(worker_id)
+
+    return initialize
+
+
 class WorkerPool:
     """`fetch(batch)` for every batch of `batches` on `num_workers` threads, at most `prefetch_factor` batches per
     worker in flight, yielded in the order of `batches` whatever order the workers finish in."""
@@ -83,20 +96,14 @@ class WorkerPool:
     def __init__(self, fetch: Callable[[Any], Any], batches: Sequence[Any], num_workers: int, prefetch_factor: int,
                  worker_init_fn: Callable[[int], None] | None = None, timeout: float = 0) -> None:
         self._timeout = timeout or None
-        self._ids = iter(range(num_workers))
-        self._lock = threading.Lock()
-        self._worker_init_fn = worker_init_fn
-        self._pool = ThreadPoolExecutor(num_workers, thread_name_prefix="convolve-worker", initializer=self._init)
+        # the initializer must not reference self: the worker threads hold it, and dropping the pool (a loop left
+        # early) has to let `__del__` stop them
+        self._pool = ThreadPoolExecutor(num_workers, thread_name_prefix="convolve-worker",
+                                        initializer=_worker_initializer(num_workers, worker_init_fn))
         self._fetch, self._todo = fetch, iter(batches)
         self._pending: deque[Future[Any]] = deque()
         for _ in range(num_workers * prefetch_factor):
             self._submit()
-
-    def _init(self) -> None:
-        with self._lock:
-            worker_id = next(self._ids)
-        if self._worker_init_fn is not None:
-            self._worker_init_fn(worker_id)
 
     def _submit(self) -> None:
         batch = next(self._todo, None)
