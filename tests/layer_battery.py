@@ -125,6 +125,11 @@ SPECS: list[Spec] = [
     Spec("GELU", lambda L: L.nn.GELU(), (2, 3, 4), (2, 3, 4)),
     Spec("GELU-tanh", lambda L: L.nn.GELU(approximate="tanh"), (2, 3, 4), (2, 3, 4)),
     Spec("SiLU", lambda L: L.nn.SiLU(), (2, 3, 4), (2, 3, 4)),
+    Spec("Softplus", lambda L: L.nn.Softplus(beta=2.0, threshold=3.0), (2, 3, 4), (2, 3, 4), scale=2.0),
+    Spec("Hardswish", lambda L: L.nn.Hardswish(), (2, 3, 4), (2, 3, 4), scale=4.0),
+    Spec("Mish", lambda L: L.nn.Mish(), (2, 3, 4), (2, 3, 4)),
+    Spec("PReLU", lambda L: L.nn.PReLU(), (2, 3, 4), (2, 3, 4)),
+    Spec("PReLU-channels", lambda L: L.nn.PReLU(3, init=0.1), (2, 3, 4, 4), (2, 3, 4, 4)),
     Spec("Upsample", lambda L: L.nn.Upsample(scale_factor=2), (1, 2, 3, 3), (1, 2, 6, 6)),
     Spec("Upsample-bilinear", lambda L: L.nn.Upsample(size=(4, 5), mode="bilinear", align_corners=True),
          (1, 2, 3, 3), (1, 2, 4, 5)),
@@ -152,6 +157,15 @@ SPECS: list[Spec] = [
     Spec("NLLLoss-ignore", lambda L: L.nn.NLLLoss(ignore_index=1), (5, 4), (), target=_nll_target),
     Spec("MSELoss-none", lambda L: L.nn.MSELoss(reduction="none"), (3, 4), (3, 4),
          target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("L1Loss", lambda L: L.nn.L1Loss(), (3, 4), (), target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("SmoothL1Loss-none", lambda L: L.nn.SmoothL1Loss(reduction="none", beta=0.5), (3, 4), (3, 4),
+         target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("HuberLoss-sum", lambda L: L.nn.HuberLoss(reduction="sum", delta=0.7), (3, 4), (),
+         target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("BCELoss", lambda L: L.nn.BCELoss(), (3, 4), (), target=lambda rng: rng.random((3, 4)),
+         tags=("probabilities",)),
+    Spec("BCEWithLogitsLoss", lambda L: L.nn.BCEWithLogitsLoss(), (3, 4), (),
+         target=lambda rng: rng.random((3, 4))),
 ]
 SPEC_IDS = [s.id for s in SPECS]
 
@@ -169,6 +183,8 @@ def make_input(spec: Spec, dtype: Any, seed: int = 0) -> tuple[np.ndarray, np.nd
     """A random input of the spec's shape and, for losses, its target."""
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(spec.in_shape) * spec.scale).astype(dtype)
+    if "probabilities" in spec.tags:  # BCELoss: inputs in (0, 1)
+        x = (1 / (1 + np.exp(-x))).astype(dtype)
     target = None if spec.target is None else spec.target(rng)
     if target is not None and target.dtype.kind == "f":
         target = target.astype(dtype)

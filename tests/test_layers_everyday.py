@@ -102,6 +102,10 @@ MODULES = [
     ("LogSoftmax", lambda m: m.LogSoftmax(dim=-1), (2, 3, 5)),
     ("Upsample", lambda m: m.Upsample(scale_factor=2, mode="nearest"), (1, 2, 3, 3)),
     ("Upsample-bilinear", lambda m: m.Upsample(size=(5, 7), mode="bilinear", align_corners=False), (1, 2, 3, 3)),
+    ("Softplus", lambda m: m.Softplus(beta=0.5), (2, 5)),
+    ("Hardswish", lambda m: m.Hardswish(), (2, 5)),
+    ("Mish", lambda m: m.Mish(), (2, 5)),
+    ("PReLU", lambda m: m.PReLU(3), (2, 3, 4)),
 ]
 
 
@@ -149,3 +153,43 @@ def test_orthogonal_is_torchs_construction_and_orthogonal(shape):
     np.testing.assert_allclose(orthogonal_from(gaussian), (q.T if wide else q).numpy(), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match=r"only tensors with 2 or more dimensions are supported"):
         nn.init.orthogonal_(cv.empty(3))
+
+
+FUNCTIONALS = [
+    ("l1_loss", lambda F_, a, b: F_.l1_loss(a, b)),
+    ("l1_loss-none", lambda F_, a, b: F_.l1_loss(a, b, reduction="none")),
+    ("smooth_l1_loss", lambda F_, a, b: F_.smooth_l1_loss(a, b, beta=0.6)),
+    ("smooth_l1_loss-sum", lambda F_, a, b: F_.smooth_l1_loss(a, b, reduction="sum")),
+    ("huber_loss", lambda F_, a, b: F_.huber_loss(a, b, delta=0.8)),
+    ("huber_loss-none", lambda F_, a, b: F_.huber_loss(a, b, reduction="none", delta=1.5)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "call"), FUNCTIONALS, ids=[f[0] for f in FUNCTIONALS])
+def test_regression_losses_match_torch(name, call, dtype):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((4, 5)) * 2, rng.standard_normal((4, 5))
+    compare_with_torch(lambda x, y: call(F, x, y), lambda x, y: call(TF, x, y), [a, b], dtype)
+
+
+ACTIVATIONS = [
+    ("softplus", lambda F_, x: F_.softplus(x)),
+    ("softplus-beta", lambda F_, x: F_.softplus(x, beta=2.0, threshold=3.0)),
+    ("hardswish", lambda F_, x: F_.hardswish(x)),
+    ("mish", lambda F_, x: F_.mish(x)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "call"), ACTIVATIONS, ids=[a[0] for a in ACTIVATIONS])
+def test_more_activations_match_torch(name, call, dtype):
+    x = np.random.default_rng(6).standard_normal((3, 4, 5)) * 4
+    compare_with_torch(lambda t: call(F, t), lambda t: call(TF, t), [x], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,n", [((3, 4, 5), 4), ((3, 4), 1), ((2, 3, 4, 4), 3)])
+def test_prelu_matches_torch(shape, n, dtype):
+    rng = np.random.default_rng(7)
+    compare_with_torch(F.prelu, TF.prelu, [rng.standard_normal(shape), rng.standard_normal(n)], dtype)

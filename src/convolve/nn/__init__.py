@@ -6,13 +6,37 @@ default initialization and state_dict keys, so PyTorch habits and checkpoints tr
 
 from convolve import _missing
 from convolve.nn import functional, init
-from convolve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh
+from convolve.nn.activation import (
+    ELU,
+    GELU,
+    Hardswish,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from convolve.nn.container import ModuleDict, ModuleList, Sequential
 from convolve.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from convolve.nn.dropout import Dropout, Dropout2d
 from convolve.nn.flatten import Flatten
 from convolve.nn.linear import Identity, Linear
-from convolve.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss
+from convolve.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from convolve.nn.module import Module, RemovableHandle
 from convolve.nn.norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from convolve.nn.normalization import GroupNorm, LayerNorm
@@ -27,6 +51,8 @@ __all__ = [
     "AdaptiveMaxPool2d",
     "AvgPool1d",
     "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv1d",
@@ -37,7 +63,10 @@ __all__ = [
     "Dropout2d",
     "Flatten",
     "GroupNorm",
+    "Hardswish",
+    "HuberLoss",
     "Identity",
+    "L1Loss",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -46,10 +75,12 @@ __all__ = [
     "MSELoss",
     "MaxPool1d",
     "MaxPool2d",
+    "Mish",
     "Module",
     "ModuleDict",
     "ModuleList",
     "NLLLoss",
+    "PReLU",
     "Parameter",
     "ReLU",
     "ReLU6",
@@ -57,7 +88,9 @@ __all__ = [
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
+    "Softplus",
     "Tanh",
     "Upsample",
     "functional",

@@ -6,6 +6,7 @@ One family per file; each op is a `Function` subclass with `forward` and `backwa
 from convolve import _missing
 from convolve.nn.functional import _tensor_methods  # noqa: F401  (x.softmax(1), x.relu(), ...)
 from convolve.nn.functional.activation import *  # noqa: F403
+from convolve.nn.functional.activation_more import *  # noqa: F403
 from convolve.nn.functional.conv import *  # noqa: F403
 from convolve.nn.functional.dropout import *  # noqa: F403
 from convolve.nn.functional.encoding import *  # noqa: F403
@@ -15,6 +16,7 @@ from convolve.nn.functional.loss import *  # noqa: F403
 from convolve.nn.functional.norm import *  # noqa: F403
 from convolve.nn.functional.padding import *  # noqa: F403
 from convolve.nn.functional.pool import *  # noqa: F403
+from convolve.nn.functional.robust_loss import *  # noqa: F403
 from convolve.nn.functional.shape import *  # noqa: F403
 from convolve.nn.functional.upsample import *  # noqa: F403
 
