@@ -260,3 +260,20 @@ def test_worker_init_fn_gets_each_worker_id_once():
     loader = DataLoader(list(range(40)), batch_size=2, num_workers=3, worker_init_fn=seen.append)
     assert [int(v) for b in loader for v in b.tolist()] == list(range(40))
     assert sorted(seen) == [0, 1, 2]
+
+
+def test_get_worker_info_inside_and_outside_workers():
+    from convolve.data import get_worker_info
+
+    class Where:
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            info = get_worker_info()
+            return -1 if info is None else info.id * 100 + info.num_workers
+
+    assert get_worker_info() is None
+    assert set(next(iter(DataLoader(Where(), batch_size=6))).tolist()) == {-1}
+    seen = {v for b in DataLoader(Where(), batch_size=1, num_workers=2) for v in b.tolist()}
+    assert seen <= {2, 102} and seen

@@ -303,3 +303,24 @@ def test_missing_pytorch_names_say_so():
     with pytest.raises(AttributeError, match=r"`Tensor.scatter_` is not implemented.*x\.numpy\(\)"):
         cv.zeros(1).scatter_  # noqa: B018
     assert not hasattr(cv.zeros(1), "_private") and not hasattr(cv, "__wrapped__")
+
+
+def test_autograd_grad_matches_torch_and_leaves_grad_alone():
+    a = np.random.default_rng(8).standard_normal((3, 4))
+    results = []
+    for lib in (cv, torch):
+        x = lib.tensor(a, requires_grad=True)
+        w = lib.tensor(a[0], requires_grad=True)
+        y = (x * w).sum() + (x ** 2).mean()
+        gx, gw = lib.autograd.grad(y, [x, w], retain_graph=True)
+        (h,) = lib.autograd.grad((x * 3).sum(dim=1), x, grad_outputs=lib.ones(3, dtype=lib.float64))
+        assert x.grad is None and w.grad is None
+        results.append([gx.numpy(), gw.numpy(), h.numpy()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    x, unused = cv.randn(2, requires_grad=True), cv.randn(2, requires_grad=True)
+    assert cv.autograd.grad((x * 2).sum(), [x, unused], allow_unused=True)[1] is None
+    with pytest.raises(RuntimeError, match=r"inputs\[1\] was not used in the graph"):
+        cv.autograd.grad((x * 2).sum(), [x, unused])
+    with pytest.raises(RuntimeError, match=r"create_graph=True .* is not supported"):
+        cv.autograd.grad((x * 2).sum(), x, create_graph=True)

@@ -289,11 +289,14 @@ def _accumulate(t: Tensor, g: np.ndarray) -> None:
         t.grad.data += g
 
 
-def run_backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
+def run_backward(root: Tensor, grad: Any, retain_graph: bool = False,
+                 capture: dict[int, Any] | None = None) -> None:
     """Propagate `grad` (d loss / d root) to every leaf that requires a gradient; leaf grads accumulate.
 
     Unless `retain_graph`, each node's saved arrays are released once used (as PyTorch), so a graph held by a
     logged loss costs no memory, and a second backward through it is an error rather than a silent reuse.
+    With `capture` ({id(tensor): ...}), the gradients of those tensors are added into it instead, and no
+    `.grad` is touched (what `grad()` needs).
     """
     grads: dict[int, Any] = {id(root): grad}
     for t in _topological_order(root):
@@ -302,11 +305,14 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
             continue
         if t._grad_hooks:
             g = run_grad_hooks(t, g)
+        if capture is not None and id(t) in capture:
+            capture[id(t)] = g if capture[id(t)] is None else capture[id(t)] + g
         node = t._node
         if node is None:  # a leaf
-            _accumulate(t, g)
+            if capture is None:
+                _accumulate(t, g)
             continue
-        if t._retains_grad:
+        if t._retains_grad and capture is None:
             _accumulate(t, g)
         if node.ctx is None:
             raise RuntimeError(
@@ -336,6 +342,38 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
                 )
             key = id(inp)
             grads[key] = ig if key not in grads else grads[key] + ig
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool | None = None) -> tuple[Any, ...]:
+    """The gradients of `outputs` with respect to `inputs` (a tuple, one per input), as `torch.autograd.grad`;
+    no `.grad` attribute is changed. `grad_outputs` weights each output (required for non-scalar outputs)."""
+    if create_graph:
+        raise RuntimeError("autograd.grad: create_graph=True (gradients of gradients) is not supported: convolve's "
+                           "backward passes run as NumPy code outside the graph")
+    outs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+    ins = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    weights = list(grad_outputs) if isinstance(grad_outputs, list | tuple) else [grad_outputs] * len(outs)
+    for i, t in enumerate(ins):
+        if not (isinstance(t, Tensor) and t.requires_grad):
+            raise RuntimeError(f"autograd.grad: inputs[{i}] does not require grad")
+    capture: dict[int, Any] = {id(t): None for t in ins}
+    for k, (out, w) in enumerate(zip(outs, weights)):
+        if not (isinstance(out, Tensor) and out.requires_grad):
+            raise RuntimeError(f"autograd.grad: outputs[{k}] does not require grad and has no graph")
+        if w is None and out.data.size != 1:
+            raise RuntimeError(f"autograd.grad: grad_outputs must be given for the non-scalar outputs[{k}] "
+                               f"(shape {out.shape})")
+        g = np.ones_like(out.data) if w is None else np.asarray(getattr(w, "data", w), dtype=out.data.dtype)
+        keep = bool(retain_graph) or k < len(outs) - 1
+        run_backward(out, g.reshape(out.data.shape), retain_graph=keep, capture=capture)
+    results = []
+    for i, t in enumerate(ins):
+        if capture[id(t)] is None and not allow_unused:
+            raise RuntimeError(f"autograd.grad: inputs[{i}] was not used in the graph of the outputs; pass "
+                               "allow_unused=True to get None for it")
+        results.append(None if capture[id(t)] is None else Tensor._from_array(np.array(capture[id(t)])))
+    return tuple(results)
 
 
 from convolve._tensor_api import run_grad_hooks  # noqa: E402

@@ -9,6 +9,7 @@ any other map-style dataset (a list of pairs, `TensorDataset`, your own class) w
 """
 
 from convolve.data import transforms
+from convolve.data._prefetch import WorkerInfo, get_worker_info
 from convolve.data.cifar import CIFAR10, CIFAR100
 from convolve.data.collate import default_collate, default_convert
 from convolve.data.dataset import (
@@ -53,12 +54,14 @@ __all__ = [
     "SubsetRandomSampler",
     "TensorDataset",
     "WeightedRandomSampler",
+    "WorkerInfo",
     "check_md5",
     "default_collate",
     "default_convert",
     "default_root",
     "download_file",
     "get_dataset",
+    "get_worker_info",
     "list_datasets",
     "random_split",
     "transforms",

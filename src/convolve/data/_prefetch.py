@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def _put(q: queue.Queue[Any], stop: threading.Event, entry: tuple[str, Any]) -> bool:
@@ -76,13 +76,32 @@ class Prefetcher:
         self.close()
 
 
-def _worker_initializer(num_workers: int, worker_init_fn: Callable[[int], None] | None) -> Callable[[], None]:
+class WorkerInfo(NamedTuple):
+    """What `get_worker_info()` returns inside a worker thread (`seed` is None: workers share the generators)."""
+
+    id: int
+    num_workers: int
+    seed: int | None
+    dataset: Any
+
+
+_local = threading.local()
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """In a DataLoader worker thread, its `WorkerInfo`; elsewhere None (as `torch.utils.data.get_worker_info`)."""
+    return getattr(_local, "info", None)
+
+
+def _worker_initializer(num_workers: int, worker_init_fn: Callable[[int], None] | None, dataset: Any
+                        ) -> Callable[[], None]:
     """Runs in each new worker thread: gives it the next worker id and calls `worker_init_fn(worker_id)`."""
     ids, lock = iter(range(num_workers)), threading.Lock()
 
     def initialize() -> None:
         with lock:
             worker_id = next(ids)
+        _local.info = WorkerInfo(worker_id, num_workers, None, dataset)
         if worker_init_fn is not None:
             worker_init_fn(worker_id)
 
@@ -94,12 +113,13 @@ class WorkerPool:
     worker in flight, yielded in the order of `batches` whatever order the workers finish in."""
 
     def __init__(self, fetch: Callable[[Any], Any], batches: Sequence[Any], num_workers: int, prefetch_factor: int,
-                 worker_init_fn: Callable[[int], None] | None = None, timeout: float = 0) -> None:
+                 worker_init_fn: Callable[[int], None] | None = None, timeout: float = 0, dataset: Any = None
+                 ) -> None:
         self._timeout = timeout or None
         # the initializer must not reference self: the worker threads hold it, and dropping the pool (a loop left
         # early) has to let `__del__` stop them
         self._pool = ThreadPoolExecutor(num_workers, thread_name_prefix="convolve-worker",
-                                        initializer=_worker_initializer(num_workers, worker_init_fn))
+                                        initializer=_worker_initializer(num_workers, worker_init_fn, dataset))
         self._fetch, self._todo = fetch, iter(batches)
         self._pending: deque[Future[Any]] = deque()
         for _ in range(num_workers * prefetch_factor):

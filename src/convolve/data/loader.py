@@ -115,7 +115,7 @@ class DataLoader:
         fetch = self._fetch_function()
         if self.num_workers > 0:
             return WorkerPool(fetch, batches, self.num_workers, self.prefetch_factor, self.worker_init_fn,
-                              self.timeout)
+                              self.timeout, self.dataset)
         produced = (fetch(b) for b in batches)
         return Prefetcher(produced) if self.prefetch else produced
 
