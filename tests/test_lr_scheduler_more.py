@@ -24,6 +24,8 @@ CASES = [
     ("LambdaLR", lambda m, o: m.LambdaLR(o, lr_lambda=lambda e: 0.95**e), "sgd"),
     ("LambdaLR-per-group", lambda m, o: m.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: 0.9**e]), "adam"),
     ("MultiplicativeLR", lambda m, o: m.MultiplicativeLR(o, lr_lambda=lambda e: 0.97 if e % 3 else 0.9), "sgd"),
+    ("ConstantLR", lambda m, o: m.ConstantLR(o, factor=0.25, total_iters=4), "sgd"),
+    ("PolynomialLR", lambda m, o: m.PolynomialLR(o, total_iters=50, power=2.0), "adam"),
     ("WarmRestarts", lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=7), "sgd"),
     ("WarmRestarts-T_mult", lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=1e-3), "adam"),
     ("CyclicLR", lambda m, o: m.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=5), "sgd"),
@@ -41,7 +43,7 @@ def test_learning_rates_and_momenta_match_pytorch_over_many_steps(name, make, ki
     o, t = _optimizers(kind)
     ours, theirs = _trace(o, make(ls, o), 120), _trace(t, make(TS, t), 120)
     np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=0)
-    assert len({round(r[0], 12) for r in ours}) > 2, "the schedule must actually change the lr"
+    assert len({round(r[0], 12) for r in ours}) >= 2, "the schedule must actually change the lr"
 
 
 def test_warm_restarts_fractional_epochs_match_pytorch():
@@ -58,7 +60,7 @@ def test_warm_restarts_fractional_epochs_match_pytorch():
     np.testing.assert_allclose(traces[0], traces[1], rtol=RTOL, atol=0)
 
 
-@pytest.mark.parametrize("which", [3, 5, 8], ids=["WarmRestarts-T_mult", "CyclicLR", "CyclicLR-scale_fn"])
+@pytest.mark.parametrize("which", [5, 7, 10], ids=["WarmRestarts-T_mult", "CyclicLR", "CyclicLR-scale_fn"])
 def test_state_dict_resumes_exactly(which):
     _, make, kind = CASES[which]
     o, t = _optimizers(kind)

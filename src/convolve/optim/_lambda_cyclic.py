@@ -1,5 +1,6 @@
-"""`LambdaLR`, `MultiplicativeLR` (user-supplied factors), `CosineAnnealingWarmRestarts` (SGDR) and `CyclicLR`
-(triangular cycles, stepped per batch), with PyTorch's arguments and arithmetic; exported by `lr_scheduler`."""
+"""`LambdaLR`, `MultiplicativeLR` (user-supplied factors), `ConstantLR`, `PolynomialLR`,
+`CosineAnnealingWarmRestarts` (SGDR) and `CyclicLR` (triangular cycles, stepped per batch), with PyTorch's
+arguments and arithmetic; exported by `lr_scheduler`."""
 
 from __future__ import annotations
 
@@ -63,6 +64,49 @@ class MultiplicativeLR(_LambdaState):
         if self.last_epoch > 0:
             return [lr * f(self.last_epoch) for f, lr in zip(self.lr_lambdas, self._current_lrs())]
         return self._current_lrs()
+
+
+class ConstantLR(LRScheduler):
+    """lr = initial_lr * `factor` for the first `total_iters` epochs, then initial_lr."""
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1
+                 ) -> None:
+        if not 0 < factor <= 1:
+            raise ValueError(f"ConstantLR: `factor` must be in (0, 1], got {factor}")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current_lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._current_lrs()
+        return [lr * (1.0 / self.factor) for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        after = self.last_epoch >= self.total_iters
+        return [base * (self.factor + after * (1 - self.factor)) for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """lr = initial_lr * (1 - t / total_iters) ** power, decaying to 0 at `total_iters` and staying there."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
+        if isinstance(total_iters, bool) or not isinstance(total_iters, int) or total_iters <= 0:
+            raise ValueError(f"PolynomialLR: `total_iters` must be a positive int, got {total_iters!r}")
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0 or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        t, n = self.last_epoch, self.total_iters
+        decay = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [lr * decay for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base in self.base_lrs]
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):

@@ -280,14 +280,17 @@ class SequentialLR(LRScheduler):
 
 
 from convolve.optim._lambda_cyclic import (  # noqa: E402
+    ConstantLR,
     CosineAnnealingWarmRestarts,
     CyclicLR,
     LambdaLR,
     MultiplicativeLR,
+    PolynomialLR,
 )
 from convolve.optim._plateau_onecycle import OneCycleLR, ReduceLROnPlateau  # noqa: E402
 
 __all__ = [
+    "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
     "CyclicLR",
@@ -298,6 +301,7 @@ __all__ = [
     "MultiStepLR",
     "MultiplicativeLR",
     "OneCycleLR",
+    "PolynomialLR",
     "ReduceLROnPlateau",
     "SequentialLR",
     "StepLR",
