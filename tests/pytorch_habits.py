@@ -498,6 +498,63 @@ h.retain_grad()
 (h ** 2).sum().backward()
 assert torch.allclose(h.grad, 2 * h.detach())
 """),
+    Habit("binary classification with BCEWithLogitsLoss", """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 8), nn.PReLU(), nn.Linear(8, 1))
+criterion = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([2.0]))
+x, y = torch.randn(16, 4), torch.randint(0, 2, (16, 1)).float()
+loss = criterion(model(x), y)
+loss.backward()
+probs = torch.sigmoid(model(x)).detach()
+bce = nn.BCELoss()(probs, y)
+"""),
+    Habit("regression losses", """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+pred, target = torch.randn(8, 2, requires_grad=True), torch.randn(8, 2)
+loss = nn.L1Loss()(pred, target) + nn.SmoothL1Loss(beta=0.5)(pred, target) + F.huber_loss(pred, target)
+loss.backward()
+"""),
+    Habit("more activations", """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+x = torch.randn(2, 3, 4)
+y = nn.Sequential(nn.Softplus(), nn.Hardswish(), nn.Mish())(x) + F.softplus(x, beta=2)
+"""),
+    Habit("torch.autograd.grad for a gradient penalty", """
+import torch
+x = torch.randn(4, 3, requires_grad=True)
+w = torch.randn(3, requires_grad=True)
+out = (x * w).sum()
+(grad_x,) = torch.autograd.grad(out, x)
+penalty = grad_x.pow(2).sum()
+assert x.grad is None and grad_x.shape == (4, 3)
+"""),
+    Habit("get_worker_info in a dataset", """
+import torch
+from torch.utils.data import Dataset, DataLoader, get_worker_info
+class Tagged(Dataset):
+    def __len__(self):
+        return 4
+    def __getitem__(self, i):
+        info = get_worker_info()
+        return i if info is None else i + 100 * info.id
+assert get_worker_info() is None
+assert sum(len(b) for b in DataLoader(Tagged(), batch_size=2, num_workers=2)) == 4
+"""),
+    Habit("ConstantLR warm-up chained with PolynomialLR", """
+import torch
+opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+warm = torch.optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2)
+decay = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=8, power=2.0)
+sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, decay], milestones=[2])
+for _ in range(5):
+    opt.step()
+    sched.step()
+"""),
     # habits that cannot work here: they must say what to do instead
     Habit("moving to a GPU", "import torch\nx = torch.randn(2).to('cuda')",
           fails=r"device 'cuda' is not available: convolve computes with NumPy on the CPU only\. Use 'cpu'"),
