@@ -324,3 +324,85 @@ def test_autograd_grad_matches_torch_and_leaves_grad_alone():
         cv.autograd.grad((x * 2).sum(), [x, unused])
     with pytest.raises(RuntimeError, match=r"create_graph=True .* is not supported"):
         cv.autograd.grad((x * 2).sum(), x, create_graph=True)
+
+
+def test_shape_and_indexing_methods_match_torch_with_gradients():
+    a = np.random.default_rng(9).standard_normal((3, 4))
+    idx = np.array([[0, 3], [1, 1], [2, 0]])
+    for ours_fn, theirs_fn in [
+        (lambda t: t.repeat(2, 3), lambda t: t.repeat(2, 3)),
+        (lambda t: t.repeat(2, 1, 1), lambda t: t.repeat(2, 1, 1)),
+        (lambda t: t.flip(0, 1), lambda t: t.flip(0, 1)),
+        (lambda t: t.cumsum(1), lambda t: t.cumsum(1)),
+        (lambda t: t.gather(1, cv.tensor(idx)), lambda t: t.gather(1, torch.tensor(idx))),
+        (lambda t: t.chunk(3, 1)[1] * 2, lambda t: t.chunk(3, 1)[1] * 2),
+        (lambda t: t.split([1, 3], dim=1)[1], lambda t: t.split([1, 3], dim=1)[1]),
+    ]:
+        compare_with_torch(ours_fn, theirs_fn, [a])
+    assert [p.shape for p in cv.tensor(a).split(3, 1)] == [tuple(p.shape) for p in torch.tensor(a).split(3, 1)]
+    x = cv.tensor(a)
+    assert x.is_contiguous() and not x.t().is_contiguous()
+    y = x.clone()
+    y.clamp_(-0.5, 0.5).abs_()
+    np.testing.assert_allclose(y.numpy(), torch.tensor(a).clamp_(-0.5, 0.5).abs_().numpy())
+
+
+def test_nn_wrappers_match_torch():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 5, 5))
+    for ours, theirs, inp in [
+        (nn.ZeroPad2d(1), torch.nn.ZeroPad2d(1), x), (nn.ReflectionPad2d((1, 2, 0, 1)),
+                                                       torch.nn.ReflectionPad2d((1, 2, 0, 1)), x),
+        (nn.ReplicationPad2d(2), torch.nn.ReplicationPad2d(2), x),
+        (nn.ConstantPad2d(1, 3.5), torch.nn.ConstantPad2d(1, 3.5), x),
+        (nn.InstanceNorm2d(3), torch.nn.InstanceNorm2d(3), x),
+        (nn.AdaptiveAvgPool1d(2), torch.nn.AdaptiveAvgPool1d(2), x[:, :, 0]),
+        (nn.AdaptiveMaxPool1d(3), torch.nn.AdaptiveMaxPool1d(3), x[:, :, 0]),
+        (nn.Unflatten(1, (5, 5)), torch.nn.Unflatten(1, (5, 5)), x.reshape(2, 3, 25)[:, 0]),
+    ]:
+        compare_with_torch(lambda t, m=ours: m(t), lambda t, m=theirs: m(t), [inp])
+    emb, temb = nn.Embedding(5, 3, padding_idx=1).double(), torch.nn.Embedding(5, 3, padding_idx=1).double()
+    with torch.no_grad():
+        temb.weight.copy_(torch.tensor(emb.weight.numpy()))
+    idx = np.array([[0, 1, 4], [1, 1, 2]])
+    out, tout = emb(cv.tensor(idx)), temb(torch.tensor(idx))
+    np.testing.assert_array_equal(out.numpy(), tout.detach().numpy())
+    g = rng.standard_normal(out.shape)
+    out.backward(cv.tensor(g))
+    tout.backward(torch.tensor(g))
+    np.testing.assert_allclose(emb.weight.grad.numpy(), temb.weight.grad.numpy(), rtol=1e-12)
+
+
+def test_similarity_and_kl_div_match_torch():
+    rng = np.random.default_rng(11)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    logp = a - np.log(np.exp(a).sum(1, keepdims=True))
+    q = np.exp(b) / np.exp(b).sum(1, keepdims=True)
+    q[0, 0] = 0.0  # a zero target probability contributes 0
+    F, TF = nn.functional, torch.nn.functional
+    compare_with_torch(lambda t: F.normalize(t, dim=1), lambda t: TF.normalize(t, dim=1), [a])
+    compare_with_torch(lambda t: F.normalize(t, p=1, dim=0), lambda t: TF.normalize(t, p=1, dim=0), [a])
+    compare_with_torch(F.cosine_similarity, TF.cosine_similarity, [a, b])
+    for reduction in ("batchmean", "sum", "mean", "none"):
+        compare_with_torch(lambda t, r=reduction: F.kl_div(t, cv.tensor(q), reduction=r),
+                           lambda t, r=reduction: TF.kl_div(t, torch.tensor(q), reduction=r), [logp])
+    compare_with_torch(lambda t: nn.KLDivLoss(reduction="batchmean", log_target=True)(t, cv.tensor(logp)),
+                       lambda t: torch.nn.KLDivLoss(reduction="batchmean", log_target=True)(t, torch.tensor(logp)),
+                       [a])
+
+
+def test_random_likes_and_printing():
+    x = cv.zeros(3, 4)
+    assert cv.randn_like(x).shape == (3, 4) and cv.rand_like(x).dtype == x.dtype
+    assert cv.full_like(x, 2.0).sum().item() == 24 and cv.empty_like(x).shape == (3, 4)
+    assert set(cv.bernoulli(cv.full((100,), 0.5)).tolist()) <= {0.0, 1.0}
+    draws = cv.multinomial(cv.tensor([0.0, 1.0, 1.0]), 2)
+    assert sorted(draws.tolist()) == [1, 2] and draws.dtype == np.int64
+    assert cv.Size([2, 3]) == (2, 3) and cv.Size([2, 3]).numel() == 6
+    before = np.get_printoptions()
+    try:
+        cv.set_printoptions(precision=2)
+        assert "3.14" in repr(cv.tensor([3.14159])) and "3.142" not in repr(cv.tensor([3.14159]))
+    finally:
+        np.set_printoptions(**before)
+    assert nn.Linear(2, 2).half().weight.dtype == np.float16

@@ -329,6 +329,9 @@ class Module:
     def float(self) -> Module:
         return self.to(np.float32)
 
+    def half(self) -> Module:
+        return self.to(np.float16)
+
     def cpu(self) -> Module:
         return self
 

@@ -18,6 +18,7 @@ from convolve.nn.functional.padding import *  # noqa: F403
 from convolve.nn.functional.pool import *  # noqa: F403
 from convolve.nn.functional.robust_loss import *  # noqa: F403
 from convolve.nn.functional.shape import *  # noqa: F403
+from convolve.nn.functional.similarity import *  # noqa: F403
 from convolve.nn.functional.upsample import *  # noqa: F403
 
 
