@@ -555,6 +555,39 @@ for _ in range(5):
     opt.step()
     sched.step()
 """),
+    Habit("a streaming IterableDataset sharded over workers", """
+import torch
+from torch.utils.data import IterableDataset, DataLoader, get_worker_info
+class Lines(IterableDataset):
+    def __iter__(self):
+        info = get_worker_info()
+        start, step = (0, 1) if info is None else (info.id, info.num_workers)
+        for i in range(start, 20, step):
+            yield torch.tensor([float(i)]), i % 2
+got = [y for _, ys in DataLoader(Lines(), batch_size=4, num_workers=2) for y in ys.tolist()]
+assert len(got) == 20
+"""),
+    Habit("Embedding, padding layers and InstanceNorm", """
+import torch
+import torch.nn as nn
+emb = nn.Embedding(10, 4, padding_idx=0)
+feats = emb(torch.tensor([[1, 2, 0]]))
+x = nn.ReflectionPad2d(1)(torch.randn(1, 3, 4, 4))
+y = nn.InstanceNorm2d(3, affine=True)(x)
+assert feats.shape == (1, 3, 4) and y.shape == (1, 3, 6, 6)
+"""),
+    Habit("tensor plumbing", """
+import torch
+x = torch.arange(12.0).reshape(3, 4)
+a, b = x.chunk(2, dim=1)
+parts = torch.split(x, 2)
+rows = torch.chunk(x, 3)
+y = x.repeat(2, 1).flip(0).cumsum(dim=1)
+idx = x.argmax(dim=1, keepdim=True)
+best = x.gather(1, idx)
+sim = torch.nn.functional.cosine_similarity(x, x.flip(1), dim=1)
+z = torch.randn_like(x) + torch.full_like(x, 2.0)
+"""),
     # habits that cannot work here: they must say what to do instead
     Habit("moving to a GPU", "import torch\nx = torch.randn(2).to('cuda')",
           fails=r"device 'cuda' is not available: convolve computes with NumPy on the CPU only\. Use 'cpu'"),

@@ -277,3 +277,33 @@ def test_get_worker_info_inside_and_outside_workers():
     assert set(next(iter(DataLoader(Where(), batch_size=6))).tolist()) == {-1}
     seen = {v for b in DataLoader(Where(), batch_size=1, num_workers=2) for v in b.tolist()}
     assert seen <= {2, 102} and seen
+
+
+def _range_stream(lib):
+    """An IterableDataset over 0..9 that shards itself across workers (PyTorch's documented recipe)."""
+
+    class Stream(lib.IterableDataset):
+        def __iter__(self):
+            info = lib.get_worker_info()
+            if info is None:
+                return iter(range(10))
+            return iter(range(info.id, 10, info.num_workers))
+
+    return Stream()
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("batch_size,drop_last", [(3, False), (3, True), (None, False)])
+def test_iterable_dataset_batches_as_torch(num_workers, batch_size, drop_last):
+    import convolve.data as cd
+
+    def plain(b):
+        return b.tolist() if hasattr(b, "tolist") else b  # batch_size=None: the samples themselves
+
+    ours = [plain(b) for b in DataLoader(_range_stream(cd), batch_size=batch_size, drop_last=drop_last,
+                                         num_workers=num_workers)]
+    theirs = [plain(b) for b in tud.DataLoader(_range_stream(tud), batch_size=batch_size, drop_last=drop_last,
+                                               num_workers=num_workers)]
+    assert ours == theirs
+    with pytest.raises(ValueError, match="IterableDataset: expected unspecified shuffle option"):
+        DataLoader(_range_stream(cd), shuffle=True)

@@ -27,7 +27,12 @@ from convolve._tensor_methods import (
     unsqueeze,
     var,
 )
+from convolve._tensor_methods import chunk_fn as chunk
+from convolve._tensor_methods import cumsum_fn as cumsum
+from convolve._tensor_methods import flip_fn as flip
+from convolve._tensor_methods import gather_fn as gather
 from convolve._tensor_methods import sort_fn as sort
+from convolve._tensor_methods import split_fn as split
 from convolve._tensor_methods import std_fn as std
 from convolve._tensor_methods import topk_fn as topk
 from convolve._threads import get_num_threads, set_num_threads
@@ -121,10 +126,12 @@ __all__ = [
     "bernoulli",
     "bool",
     "cat",
+    "chunk",
     "clamp",
     "concat",
     "concatenate",
     "cuda",
+    "cumsum",
     "data",
     "device",
     "double",
@@ -135,6 +142,7 @@ __all__ = [
     "exp",
     "eye",
     "flatten",
+    "flip",
     "float",
     "float16",
     "float32",
@@ -142,6 +150,7 @@ __all__ = [
     "from_numpy",
     "full",
     "full_like",
+    "gather",
     "get_default_dtype",
     "get_num_threads",
     "half",
@@ -192,6 +201,7 @@ __all__ = [
     "sigmoid",
     "softmax",
     "sort",
+    "split",
     "sqrt",
     "squeeze",
     "stack",

@@ -350,3 +350,5 @@ def _reexport(name: str) -> Callable[..., Any]:
 topk_fn, sort_fn, std_fn = _reexport("topk"), _reexport("sort"), _reexport("std")
 unsqueeze, squeeze, reshape = _reexport("unsqueeze"), _reexport("squeeze"), _reexport("reshape")
 permute, transpose, var = _reexport("permute"), _reexport("transpose"), _reexport("var")
+split_fn, chunk_fn, flip_fn = _reexport("split"), _reexport("chunk"), _reexport("flip")
+gather_fn, cumsum_fn = _reexport("gather"), _reexport("cumsum")

@@ -23,6 +23,7 @@ from convolve.data.dataset import (
 )
 from convolve.data.digits import Digits
 from convolve.data.download import DownloadError, check_md5, download_file
+from convolve.data.iterable import IterableDataset
 from convolve.data.loader import DataLoader
 from convolve.data.mnist import MNIST, FashionMNIST
 from convolve.data.registry import get_dataset, list_datasets
@@ -47,6 +48,7 @@ __all__ = [
     "Digits",
     "DownloadError",
     "FashionMNIST",
+    "IterableDataset",
     "RandomSampler",
     "Sampler",
     "SequentialSampler",

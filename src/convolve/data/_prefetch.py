@@ -93,6 +93,11 @@ def get_worker_info() -> WorkerInfo | None:
     return getattr(_local, "info", None)
 
 
+def set_worker_info(info: WorkerInfo) -> None:
+    """Mark the calling thread as DataLoader worker `info.id`."""
+    _local.info = info
+
+
 def _worker_initializer(num_workers: int, worker_init_fn: Callable[[int], None] | None, dataset: Any
                         ) -> Callable[[], None]:
     """Runs in each new worker thread: gives it the next worker id and calls `worker_init_fn(worker_id)`."""
@@ -101,7 +106,7 @@ def _worker_initializer(num_workers: int, worker_init_fn: Callable[[int], None] 
     def initialize() -> None:
         with lock:
             worker_id = next(ids)
-        _local.info = WorkerInfo(worker_id, num_workers, None, dataset)
+        set_worker_info(WorkerInfo(worker_id, num_workers, None, dataset))
         if worker_init_fn is not None:
             worker_init_fn(worker_id)
 

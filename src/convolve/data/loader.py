@@ -12,6 +12,7 @@ import numpy as np
 from convolve.data._prefetch import Prefetcher, WorkerPool
 from convolve.data.collate import default_collate, default_convert
 from convolve.data.dataset import ArrayDataset
+from convolve.data.iterable import IterableDataset, iterate_stream
 from convolve.data.sampler import BatchSampler, RandomSampler, SequentialSampler, _check_generator
 from convolve.tensor import Tensor
 
@@ -54,11 +55,19 @@ class DataLoader:
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         prefetch: bool = True,
     ) -> None:
-        if not hasattr(dataset, "__len__") or not (hasattr(dataset, "__getitem__") or hasattr(dataset, "get_batch")):
+        self.stream = isinstance(dataset, IterableDataset)
+        if not self.stream and (not hasattr(dataset, "__len__")
+                                or not (hasattr(dataset, "__getitem__") or hasattr(dataset, "get_batch"))):
             raise TypeError(
                 f"DataLoader: `dataset` must have __len__ and __getitem__ (a map-style dataset such as a list of "
-                f"(input, target) pairs, TensorDataset or a convolve.data dataset), got {type(dataset).__name__}"
+                f"(input, target) pairs, TensorDataset or a convolve.data dataset) or be an IterableDataset, got "
+                f"{type(dataset).__name__}"
             )
+        if self.stream:
+            for name, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
+                if value not in (None, False):
+                    raise ValueError(f"DataLoader with IterableDataset: expected unspecified {name} option, but "
+                                     f"got {name}={value!r}")
         _check_worker_args(num_workers, prefetch_factor, timeout, worker_init_fn, pin_memory)
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: `transform` must be callable, got {type(transform).__name__}")
@@ -67,9 +76,9 @@ class DataLoader:
         self.dataset = dataset
         self.generator = _check_generator(generator, "DataLoader")
         self.batch_size, self.drop_last = _check_batching(batch_size, shuffle, sampler, batch_sampler, drop_last)
-        self.sampler = sampler if sampler is not None else (
+        self.sampler = sampler if sampler is not None or self.stream else (
             RandomSampler(dataset, generator=self.generator) if shuffle else SequentialSampler(dataset))
-        if batch_sampler is None and self.batch_size is not None:
+        if batch_sampler is None and self.batch_size is not None and not self.stream:
             batch_sampler = BatchSampler(self.sampler, self.batch_size, self.drop_last)
         self.batch_sampler = batch_sampler
         self.num_workers = int(num_workers)
@@ -91,12 +100,17 @@ class DataLoader:
         return isinstance(self.sampler, RandomSampler)
 
     def __len__(self) -> int:
+        if self.stream:  # as PyTorch: the dataset's own length, in batches
+            n = len(self.dataset)
+            if self.batch_size is None:
+                return n
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         source = self.batch_sampler if self.batch_sampler is not None else self.sampler
         return len(source)  # type: ignore[arg-type]
 
     def _whole_batches(self) -> bool:
         """Gather batches with the dataset's vectorized `get_batch` (the fast path)?"""
-        return (self.collate_fn is None and self.batch_sampler is not None
+        return (not self.stream and self.collate_fn is None and self.batch_sampler is not None
                 and callable(getattr(self.dataset, "get_batch", None)))
 
     def _fetch_function(self) -> Callable[[Any], Any]:
@@ -111,6 +125,11 @@ class DataLoader:
         return lambda indices: self.dataset.get_batch(np.asarray(indices, dtype=np.int64))
 
     def __iter__(self) -> Iterator[Any]:
+        if self.stream:
+            collate = self.collate_fn or (default_collate if self.batch_size is not None else default_convert)
+            produced = iterate_stream(self.dataset, self.batch_size, self.drop_last, collate, self.num_workers,
+                                      self.worker_init_fn)
+            return Prefetcher(produced) if self.prefetch and self.num_workers == 0 else produced
         batches = list(self.batch_sampler if self.batch_sampler is not None else self.sampler)  # drawn now, in order
         fetch = self._fetch_function()
         if self.num_workers > 0:
