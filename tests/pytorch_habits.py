@@ -588,6 +588,11 @@ best = x.gather(1, idx)
 sim = torch.nn.functional.cosine_similarity(x, x.flip(1), dim=1)
 z = torch.randn_like(x) + torch.full_like(x, 2.0)
 """),
+    Habit("gradient clipping", NET + """
+F.cross_entropy(model(images), labels).backward()
+total = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+torch.nn.utils.clip_grad_value_(model.parameters(), clip_value=0.5)
+"""),
     # habits that cannot work here: they must say what to do instead
     Habit("moving to a GPU", "import torch\nx = torch.randn(2).to('cuda')",
           fails=r"device 'cuda' is not available: convolve computes with NumPy on the CPU only\. Use 'cpu'"),

@@ -5,7 +5,7 @@ default initialization and state_dict keys, so PyTorch habits and checkpoints tr
 """
 
 from convolve import _missing
-from convolve.nn import functional, init
+from convolve.nn import functional, init, utils
 from convolve.nn.activation import (
     ELU,
     GELU,
@@ -119,6 +119,7 @@ __all__ = [
     "ZeroPad2d",
     "functional",
     "init",
+    "utils",
 ]
 
 
