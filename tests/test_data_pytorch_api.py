@@ -214,6 +214,8 @@ def test_collate_fn_and_subsets_of_any_dataset():
 def test_pin_memory_warns_and_bad_worker_arguments():
     with pytest.warns(UserWarning, match="pin_memory=True` has no effect"):
         DataLoader([1, 2], pin_memory=True)
+    with pytest.warns(UserWarning, match="`multiprocessing_context` has no effect: workers are threads"):
+        DataLoader([1, 2], num_workers=1, multiprocessing_context="spawn")
     with pytest.raises(ValueError, match="`num_workers` must be a non-negative integer, got -1"):
         DataLoader([1, 2], num_workers=-1)
     with pytest.raises(ValueError, match=r"`prefetch_factor`.*needs num_workers > 0"):

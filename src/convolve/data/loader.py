@@ -89,6 +89,9 @@ class DataLoader:
         self.prefetch = bool(prefetch)
         self.timeout, self.pin_memory, self.persistent_workers = timeout, pin_memory, persistent_workers
         self.multiprocessing_context = multiprocessing_context
+        if multiprocessing_context is not None:
+            warnings.warn("DataLoader: `multiprocessing_context` has no effect: workers are threads of this process "
+                          "(they share the dataset, so no copy or start method is needed)", stacklevel=2)
         if transform is not None and not self._whole_batches():
             raise ValueError(
                 "DataLoader: `transform` (a batch transform) applies to convolve image datasets gathered whole; "
