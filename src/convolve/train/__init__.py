@@ -3,6 +3,7 @@
 from convolve.train import model_files
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
+from convolve.train.guards import TrainingWarning
 from convolve.train.history import History
 from convolve.train.metrics import (
     EvalResult,
@@ -24,6 +25,7 @@ __all__ = [
     "History",
     "MetricAccumulator",
     "Trainer",
+    "TrainingWarning",
     "accuracy",
     "confusion_matrix",
     "evaluate",
