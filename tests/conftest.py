@@ -1,5 +1,5 @@
 """Suite-wide settings: BLAS held to one thread, so that small test ops don't pay for thread wake-ups and a
-loaded machine doesn't make two spinning BLAS threads collapse (PERF_NOTES.md). Numerics are unaffected."""
+loaded machine doesn't make two spinning BLAS threads collapse (benchmarks/RESULTS.md). Numerics are unaffected."""
 
 from __future__ import annotations
 

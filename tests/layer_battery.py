@@ -122,6 +122,17 @@ SPECS: list[Spec] = [
     Spec("Tanh", lambda L: L.nn.Tanh(), (2, 3, 4), (2, 3, 4)),
     Spec("Softmax", lambda L: L.nn.Softmax(dim=1), (2, 3, 4), (2, 3, 4)),
     Spec("LogSoftmax", lambda L: L.nn.LogSoftmax(dim=-1), (2, 3, 4), (2, 3, 4)),
+    Spec("GELU", lambda L: L.nn.GELU(), (2, 3, 4), (2, 3, 4)),
+    Spec("GELU-tanh", lambda L: L.nn.GELU(approximate="tanh"), (2, 3, 4), (2, 3, 4)),
+    Spec("SiLU", lambda L: L.nn.SiLU(), (2, 3, 4), (2, 3, 4)),
+    Spec("Softplus", lambda L: L.nn.Softplus(beta=2.0, threshold=3.0), (2, 3, 4), (2, 3, 4), scale=2.0),
+    Spec("Hardswish", lambda L: L.nn.Hardswish(), (2, 3, 4), (2, 3, 4), scale=4.0),
+    Spec("Mish", lambda L: L.nn.Mish(), (2, 3, 4), (2, 3, 4)),
+    Spec("PReLU", lambda L: L.nn.PReLU(), (2, 3, 4), (2, 3, 4)),
+    Spec("PReLU-channels", lambda L: L.nn.PReLU(3, init=0.1), (2, 3, 4, 4), (2, 3, 4, 4)),
+    Spec("Upsample", lambda L: L.nn.Upsample(scale_factor=2), (1, 2, 3, 3), (1, 2, 6, 6)),
+    Spec("Upsample-bilinear", lambda L: L.nn.Upsample(size=(4, 5), mode="bilinear", align_corners=True),
+         (1, 2, 3, 3), (1, 2, 4, 5)),
     Spec("Dropout", lambda L: L.nn.Dropout(0.3), (2, 3, 4), (2, 3, 4), random=True),
     Spec("Dropout2d", lambda L: L.nn.Dropout2d(0.3), (2, 3, 4, 4), (2, 3, 4, 4), random=True),
     Spec("BatchNorm1d", lambda L: L.nn.BatchNorm1d(3), (4, 3), (4, 3)),
@@ -133,9 +144,23 @@ SPECS: list[Spec] = [
     Spec("BatchNorm2d-nobias", lambda L: L.nn.BatchNorm2d(3, eps=1e-3, bias=False), (2, 3, 3, 3), (2, 3, 3, 3)),
     Spec("SyncBatchNorm", lambda L: L.nn.SyncBatchNorm(3, momentum=0.3), (2, 3, 4, 5), (2, 3, 4, 5)),
     Spec("LocalResponseNorm", lambda L: L.nn.LocalResponseNorm(3), (2, 5, 3, 3), (2, 5, 3, 3)),
+    Spec("LayerNorm", lambda L: L.nn.LayerNorm([3, 3]), (2, 4, 3, 3), (2, 4, 3, 3)),
+    Spec("GroupNorm", lambda L: L.nn.GroupNorm(2, 4), (2, 4, 3, 3), (2, 4, 3, 3)),
     Spec("LocalResponseNorm-alexnet", lambda L: L.nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0),
          (2, 6, 3, 3), (2, 6, 3, 3)),
     Spec("Flatten", lambda L: L.nn.Flatten(), (2, 3, 4, 5), (2, 60)),
+    Spec("Unflatten", lambda L: L.nn.Unflatten(1, (3, 4)), (2, 12), (2, 3, 4)),
+    Spec("ZeroPad2d", lambda L: L.nn.ZeroPad2d((1, 0, 2, 1)), (1, 2, 3, 3), (1, 2, 6, 4)),
+    Spec("ConstantPad2d", lambda L: L.nn.ConstantPad2d(1, 0.5), (1, 2, 3, 3), (1, 2, 5, 5)),
+    Spec("ReflectionPad2d", lambda L: L.nn.ReflectionPad2d(1), (1, 2, 3, 3), (1, 2, 5, 5)),
+    Spec("ReplicationPad2d", lambda L: L.nn.ReplicationPad2d(2), (1, 2, 3, 3), (1, 2, 7, 7)),
+    Spec("InstanceNorm2d", lambda L: L.nn.InstanceNorm2d(3), (2, 3, 4, 4), (2, 3, 4, 4)),
+    Spec("InstanceNorm2d-affine", lambda L: L.nn.InstanceNorm2d(3, affine=True), (2, 3, 4, 4), (2, 3, 4, 4)),
+    Spec("AdaptiveAvgPool1d", lambda L: L.nn.AdaptiveAvgPool1d(3), (2, 3, 7), (2, 3, 3)),
+    Spec("AdaptiveMaxPool1d", lambda L: L.nn.AdaptiveMaxPool1d(2), (2, 3, 7), (2, 3, 2)),
+    Spec("Dropout1d", lambda L: L.nn.Dropout1d(0.3), (2, 3, 4), (2, 3, 4), random=True),
+    Spec("KLDivLoss", lambda L: L.nn.KLDivLoss(reduction="batchmean"), (3, 4), (),
+         target=lambda rng: rng.dirichlet(np.ones(4), size=3)),
     Spec("Flatten-0-2", lambda L: L.nn.Flatten(0, 2), (2, 3, 4, 5), (24, 5)),
     Spec("Identity", lambda L: L.nn.Identity(), (2, 3), (2, 3)),
     Spec("CrossEntropyLoss", lambda L: L.nn.CrossEntropyLoss(), (5, 4), (), target=_classes(5, 4)),
@@ -145,6 +170,15 @@ SPECS: list[Spec] = [
     Spec("NLLLoss-ignore", lambda L: L.nn.NLLLoss(ignore_index=1), (5, 4), (), target=_nll_target),
     Spec("MSELoss-none", lambda L: L.nn.MSELoss(reduction="none"), (3, 4), (3, 4),
          target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("L1Loss", lambda L: L.nn.L1Loss(), (3, 4), (), target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("SmoothL1Loss-none", lambda L: L.nn.SmoothL1Loss(reduction="none", beta=0.5), (3, 4), (3, 4),
+         target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("HuberLoss-sum", lambda L: L.nn.HuberLoss(reduction="sum", delta=0.7), (3, 4), (),
+         target=lambda rng: rng.standard_normal((3, 4))),
+    Spec("BCELoss", lambda L: L.nn.BCELoss(), (3, 4), (), target=lambda rng: rng.random((3, 4)),
+         tags=("probabilities",)),
+    Spec("BCEWithLogitsLoss", lambda L: L.nn.BCEWithLogitsLoss(), (3, 4), (),
+         target=lambda rng: rng.random((3, 4))),
 ]
 SPEC_IDS = [s.id for s in SPECS]
 
@@ -162,6 +196,8 @@ def make_input(spec: Spec, dtype: Any, seed: int = 0) -> tuple[np.ndarray, np.nd
     """A random input of the spec's shape and, for losses, its target."""
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(spec.in_shape) * spec.scale).astype(dtype)
+    if "probabilities" in spec.tags:  # BCELoss: inputs in (0, 1)
+        x = (1 / (1 + np.exp(-x))).astype(dtype)
     target = None if spec.target is None else spec.target(rng)
     if target is not None and target.dtype.kind == "f":
         target = target.astype(dtype)

@@ -60,7 +60,10 @@ def test_train_prints_test_accuracy_last(capsys, tmp_path):
                        "--optimizer", "sgd", "--schedule", "cosine", "--label-smoothing", "0.1", "--augment")
     last = out.strip().splitlines()[-1]
     assert code == 0 and last.startswith("test accuracy: ") and 0.0 <= float(last.split(": ")[1]) <= 1.0
-    assert "epoch 1: train loss" in out
+    assert "epoch 1: train loss" in out and "test loss" in out and "(losses with label smoothing 0.1)" in out
+    from convolve.viz.cli import _curve_labels
+
+    assert _curve_labels(tmp_path) == ("test", "with label smoothing 0.1")  # the curves say what they measure
 
 
 def test_evaluate_matches_and_prints_confusion(capsys, digits_run):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import convolve as cv
 from convolve.data import CIFAR10, CIFAR100, MNIST, ArrayDataset, Digits, FashionMNIST, get_dataset, list_datasets
 from convolve.data.cifar import safe_load_pickle
 from convolve.data.dataset import default_root
@@ -100,8 +101,9 @@ def test_idx_files_are_read_exactly(tmp_path, cls, train):
     np.testing.assert_array_equal(ds.targets, labels)
     assert ds.data.dtype == np.uint8 and ds.targets.dtype == np.int64
     assert len(ds) == len(images) and len(ds.classes) == 10
-    image, label = ds[3]
-    np.testing.assert_array_equal(image, images[3])
+    image, label = ds[3]  # a (1, H, W) float Tensor in [0, 1], as torchvision with ToTensor()
+    assert isinstance(image, cv.Tensor) and image.shape == (1, *images.shape[1:])
+    np.testing.assert_allclose(image.numpy()[0], images[3] / 255, rtol=1e-6)
     assert label == labels[3] and isinstance(label, int)
 
 

@@ -218,7 +218,7 @@ def test_dataloader_with_sampler():
     labels = [y.numpy().tolist() for _, y in loader]
     assert len(loader) == 2 and [i for b in labels for i in b] == list(sampler)
     assert [len(b) for b in labels] == [4, 2]
-    with pytest.raises(ValueError, match=r"`sampler` .* excludes `shuffle=True`"):
+    with pytest.raises(ValueError, match=r"`sampler` option is mutually exclusive with `shuffle`"):
         DataLoader(ds, batch_size=4, shuffle=True, sampler=sampler)
 
 

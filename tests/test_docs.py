@@ -2,10 +2,12 @@
 
 Python blocks run in a fresh namespace; bash/sh blocks run as one `bash -euo pipefail` script. Both run in a
 temporary folder that holds what the examples name: a tiny generated MNIST at `/path/to/mnist` (the placeholder
-the docs use for the user's data folder), a `digit.png`, and `convolve` on the PATH. Install commands
+the docs use for the user's data folder), a `digit.png`, a `mynets.py` whose `build_model` builds "your own
+model" with its weights in `weights.npz`, and `convolve` on the PATH. Install commands
 (`pip install ...`) are not re-run: the suite runs after them, and CI runs them verbatim. A block preceded by
 `<!-- docs-test: skip REASON -->` is not run; the reason must be given, and the list of skipped blocks is
-checked below so that it cannot grow silently.
+checked below so that it cannot grow silently. The pages link only to files in the repository, never to machine
+paths or notes outside it, and the accuracy figures they quote come from benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -74,7 +76,20 @@ def docs_workdir(tmp_path_factory) -> Path:
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255  # a "1"
     _write_png(work / "digit.png", digit)
+    (work / "mynets.py").write_text(OWN_MODEL)
+    subprocess.run([sys.executable, "-c", "import convolve as cv, mynets; "
+                    "cv.save(mynets.build_model().state_dict(), 'weights.npz')"],
+                   cwd=work, env=_env(work), check=True)
     return work
+
+
+OWN_MODEL = """import convolve.nn as nn
+
+
+def build_model():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(4 * 14 * 14, 10))
+"""
 
 
 def _without_installs(script: str) -> str:
@@ -127,3 +142,23 @@ def test_every_block_is_runnable_or_skipped_for_a_listed_reason():
             first = body.strip().splitlines()[0]
             assert any(name == f and first.startswith(start) for f, start in ALLOWED_SKIPS), \
                 f"{name}:{line}: skipped block {first!r} is not in ALLOWED_SKIPS"
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)")
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: p.name)
+def test_pages_point_only_inside_the_repository(path):
+    text = path.read_text(encoding="utf-8")
+    for target in LINK.findall(text):
+        if not target.startswith(("http://", "https://")):
+            assert (path.parent / target).resolve().exists(), f"{path.name} links to missing {target}"
+    for outside in ("/work/", "shared folder", "PERF_NOTES", "DESIGN.md", "/tmp/"):
+        assert outside not in text, f"{path.name} mentions {outside!r}, which is not in the repository"
+
+
+def test_accuracy_figures_come_from_results():
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    for path in DOC_FILES:
+        for figure in re.findall(r"\b(99\.\d\d)%", path.read_text(encoding="utf-8")):
+            assert f"0.{figure.replace('.', '')}" in results or f"{figure}%" in results, (path.name, figure)

@@ -102,7 +102,10 @@ def test_plot_training_curves(tmp_path):
     fig = viz.plot_training_curves(history, tmp_path / "curves.png")
     check_png(tmp_path / "curves.png", fig)
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "learning rate"]
-    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["train_loss", "val_loss"]
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["train loss", "validation loss"]
+    fig = viz.plot_training_curves(history, eval_split="test", loss_note="with label smoothing 0.1")
+    assert fig.axes[0].get_title() == "loss (with label smoothing 0.1)"
+    assert [line.get_label() for line in fig.axes[1].get_lines()] == ["train accuracy", "test accuracy"]
     with pytest.raises(ValueError, match=r"has no loss or accuracy metric.*its metrics are: epoch, lr"):
         viz.plot_training_curves({"epoch": [1], "lr": [0.1]})
 

@@ -4,7 +4,7 @@ The convolutions split the batch into chunks of a few MB; `run_chunks` hands the
 OpenBLAS is currently allowed (so `threadpoolctl.threadpool_limits(1)` or OPENBLAS_NUM_THREADS=1 also make the
 convolutions single-threaded), and meanwhile sets OpenBLAS itself to one thread: each chunk's GEMM is then a
 single-threaded call, which avoids OpenBLAS's slow 2-thread tall-skinny products and its spinning barriers on a
-loaded machine (PERF_NOTES). NumPy releases the GIL inside GEMMs, copies and ufuncs, so the threads overlap.
+loaded machine (benchmarks/RESULTS.md). NumPy releases the GIL inside GEMMs, copies and ufuncs, so the threads overlap.
 
 The OpenBLAS thread count is read and set through `ctypes` on the library NumPy loaded (found in
 /proc/self/maps; a few microseconds per call, unlike threadpoolctl's ~0.7 ms context manager). When it cannot

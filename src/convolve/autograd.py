@@ -20,9 +20,9 @@ so that `Tensor.backward()` can call `backward` in reverse topological order.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,29 +42,87 @@ def is_grad_enabled() -> bool:
     return _mode.enabled
 
 
-@contextlib.contextmanager
-def _set_grad_enabled(mode: bool) -> Iterator[None]:
-    previous = _mode.enabled
-    _mode.enabled = mode
-    try:
-        yield
-    finally:
-        _mode.enabled = previous
+class _GradModeContext:
+    """A grad-mode switch usable as a context manager and as a decorator (each call of a decorated function
+    enters a fresh switch, so recursion and threads are safe)."""
+
+    mode = False
+
+    def __enter__(self) -> None:
+        self._previous = _mode.enabled
+        _mode.enabled = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.enabled = self._previous
+
+    def _fresh(self) -> _GradModeContext:
+        return type(self)()
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return func(*args, **kwargs)
+
+        return wrapper
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager (and decorator) that disables graph recording, as `torch.no_grad()`."""
-    return _set_grad_enabled(False)
+class no_grad(_GradModeContext):  # noqa: N801  (PyTorch's name)
+    """Disable graph recording: `with no_grad():`, `@no_grad()` or `@no_grad` (as `torch.no_grad`)."""
+
+    mode = False
+
+    def __new__(cls, orig_func: Callable[..., Any] | None = None) -> Any:
+        if orig_func is None:
+            return super().__new__(cls)
+        if not callable(orig_func):
+            raise TypeError(f"{cls.__name__}() takes no arguments, got {orig_func!r}")
+        return cls()(orig_func)
+
+    def __init__(self, orig_func: Callable[..., Any] | None = None) -> None:
+        pass
 
 
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager that re-enables graph recording inside `no_grad()`."""
-    return _set_grad_enabled(True)
+class enable_grad(no_grad):  # noqa: N801
+    """Re-enable graph recording inside `no_grad()` (context manager or decorator, with or without ())."""
+
+    mode = True
 
 
-def set_grad_enabled(mode: bool) -> contextlib.AbstractContextManager[None]:
-    """Context manager that sets grad mode to `mode`."""
-    return _set_grad_enabled(mode)
+class set_grad_enabled(_GradModeContext):  # noqa: N801
+    """Set grad mode to `mode`: at once when called (as `torch.set_grad_enabled(False)`), restored on leaving a
+    `with` block; also a decorator."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self._previous = _mode.enabled
+        _mode.enabled = self.mode
+
+    def __enter__(self) -> None:
+        _mode.enabled = self.mode
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        _mode.enabled = self._previous  # as a decorator it must not change the mode at decoration time
+        return super().__call__(func)
+
+    def _fresh(self) -> _GradModeContext:
+        return set_grad_enabled(self.mode)
+
+
+class inference_mode(_GradModeContext):  # noqa: N801
+    """`torch.inference_mode`: here the same as `no_grad()` when `mode` is True (there is no separate
+    inference-tensor kind); context manager or decorator, with or without ()."""
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True) -> None:
+        self.mode = not mode
+
+    def _fresh(self) -> _GradModeContext:
+        return inference_mode(not self.mode)
 
 
 class _Tracing(threading.local):
@@ -89,6 +147,11 @@ class Context:
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        """What `save_for_backward` kept (PyTorch's name)."""
+        return self.saved
 
     if TYPE_CHECKING:  # ops attach their own fields (ctx.stride = ...); tell the type checker that is fine
 
@@ -124,7 +187,15 @@ class Node:
 
 
 class Function:
-    """Base class of differentiable ops; see the module docstring for the contract."""
+    """Base class of differentiable ops; see the module docstring for the contract.
+
+    convolve's own ops work on NumPy arrays. A Function defined outside convolve (a user's custom op, written as
+    for `torch.autograd.Function`) gets Tensors instead: `forward` receives Tensors (and runs without recording a
+    graph), `backward` receives the output gradient as a Tensor and may return Tensors, arrays, or a single
+    gradient when there is one input. Set the class attribute `tensor_io` to choose explicitly.
+    """
+
+    tensor_io: bool | None = None
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
@@ -138,10 +209,15 @@ class Function:
     def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
         """Run forward on the inputs' arrays; record a node if any input requires a gradient."""
         ctx = Context()
-        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
         ctx.needs_input_grad = needs
-        out = np.asarray(cls.forward(ctx, *arrays, **kwargs))
+        if _uses_tensors(cls):
+            detached = [Tensor._from_array(t.data) if isinstance(t, Tensor) else t for t in inputs]
+            with no_grad():
+                y = cls.forward(ctx, *detached, **kwargs)
+            out = np.asarray(y.data if isinstance(y, Tensor) else y)
+        else:
+            out = np.asarray(cls.forward(ctx, *[t.data if isinstance(t, Tensor) else t for t in inputs], **kwargs))
         record = _mode.enabled and any(needs) and out.dtype.kind == "f"
         result = Tensor._from_array(out, requires_grad=record)
         _share_versions(result, inputs)
@@ -150,6 +226,25 @@ class Function:
         if tracing.recorder is not None:
             tracing.recorder(cls, inputs, kwargs, result)
         return result
+
+
+def _uses_tensors(fn: type[Function]) -> bool:
+    """Tensor in/out for Functions defined outside convolve (PyTorch's contract), arrays for convolve's ops."""
+    if fn.tensor_io is not None:
+        return fn.tensor_io
+    return not fn.__module__.startswith("convolve.")
+
+
+def _call_backward(fn: type[Function], ctx: Context, grad: np.ndarray, n_inputs: int) -> tuple[Any, ...]:
+    """Run `fn.backward` and return one array (or None) per input: a lone gradient is accepted for a
+    one-input op, Tensors become arrays."""
+    result = fn.backward(ctx, Tensor._from_array(grad) if _uses_tensors(fn) else grad)
+    if not isinstance(result, tuple | list):
+        if n_inputs != 1:
+            raise RuntimeError(f"{fn.__name__}.backward returned one gradient for {n_inputs} inputs; return a "
+                               "tuple with one gradient (or None) per input of forward")
+        result = (result,)
+    return tuple(r.data if isinstance(r, Tensor) else r for r in result)
 
 
 def _share_versions(result: Tensor, inputs: Sequence[Any]) -> None:
@@ -167,7 +262,8 @@ def _watch_saved(ctx: Context, inputs: Sequence[Any], result: Tensor) -> list[tu
     """(counter, version) of each input/output tensor whose memory a saved array overlaps."""
     tensors = [t for t in inputs if isinstance(t, Tensor)] + [result]
     watched = []
-    for arr in ctx.saved:
+    for saved in ctx.saved:
+        arr = saved.data if isinstance(saved, Tensor) else saved
         if isinstance(arr, np.ndarray):
             for t in tensors:
                 if np.may_share_memory(arr, t.data):
@@ -224,16 +320,19 @@ def queue_callback(callback: Callable[[], None]) -> None:
     _callbacks.queue.append(callback)
 
 
-def run_backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
+def run_backward(root: Tensor, grad: Any, retain_graph: bool = False,
+                 capture: dict[int, Any] | None = None) -> None:
     """Propagate `grad` (d loss / d root) to every leaf that requires a gradient; leaf grads accumulate.
 
     Unless `retain_graph`, each node's saved arrays are released once used (as PyTorch), so a graph held by a
     logged loss costs no memory, and a second backward through it is an error rather than a silent reuse.
     Callbacks queued during the pass (`queue_callback`) run at its end, in order.
+    With `capture` ({id(tensor): ...}), the gradients of those tensors are added into it instead, and no
+    `.grad` is touched (what `grad()` needs).
     """
     _callbacks.depth += 1
     try:
-        _propagate(root, grad, retain_graph)
+        _propagate(root, grad, retain_graph, capture)
     except BaseException:
         if _callbacks.depth == 1:
             _callbacks.queue.clear()
@@ -245,18 +344,23 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
             _callbacks.queue.pop(0)()
 
 
-def _propagate(root: Tensor, grad: Any, retain_graph: bool) -> None:
+def _propagate(root: Tensor, grad: Any, retain_graph: bool, capture: dict[int, Any] | None) -> None:
     """The graph walk of `run_backward`."""
     grads: dict[int, Any] = {id(root): grad}
     for t in _topological_order(root):
         g = grads.pop(id(t), None)
         if g is None:
             continue
+        if t._grad_hooks:
+            g = run_grad_hooks(t, g)
+        if capture is not None and id(t) in capture:
+            capture[id(t)] = g if capture[id(t)] is None else capture[id(t)] + g
         node = t._node
         if node is None:  # a leaf
-            _accumulate(t, g)
+            if capture is None:
+                _accumulate(t, g)
             continue
-        if t._retains_grad:
+        if t._retains_grad and capture is None:
             _accumulate(t, g)
         if node.ctx is None:
             raise RuntimeError(
@@ -265,12 +369,13 @@ def _propagate(root: Tensor, grad: Any, retain_graph: bool) -> None:
             )
         node.check_versions()
         with no_grad():
-            input_grads = node.fn.backward(node.ctx, g)
+            input_grads = _call_backward(node.fn, node.ctx, g, len(node.inputs))
         if not retain_graph:
             node.ctx = None
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(
-                f"{node.fn.__name__}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs"
+                f"{node.fn.__name__}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs "
+                "(return one gradient, or None, per input of forward)"
             )
         for inp, ig in zip(node.inputs, input_grads):
             if ig is None or not (isinstance(inp, Tensor) and inp.requires_grad):
@@ -287,4 +392,37 @@ def _propagate(root: Tensor, grad: Any, retain_graph: bool) -> None:
             grads[key] = ig if key not in grads else grads[key] + ig
 
 
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool | None = None) -> tuple[Any, ...]:
+    """The gradients of `outputs` with respect to `inputs` (a tuple, one per input), as `torch.autograd.grad`;
+    no `.grad` attribute is changed. `grad_outputs` weights each output (required for non-scalar outputs)."""
+    if create_graph:
+        raise RuntimeError("autograd.grad: create_graph=True (gradients of gradients) is not supported: convolve's "
+                           "backward passes run as NumPy code outside the graph")
+    outs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+    ins = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    weights = list(grad_outputs) if isinstance(grad_outputs, list | tuple) else [grad_outputs] * len(outs)
+    for i, t in enumerate(ins):
+        if not (isinstance(t, Tensor) and t.requires_grad):
+            raise RuntimeError(f"autograd.grad: inputs[{i}] does not require grad")
+    capture: dict[int, Any] = {id(t): None for t in ins}
+    for k, (out, w) in enumerate(zip(outs, weights)):
+        if not (isinstance(out, Tensor) and out.requires_grad):
+            raise RuntimeError(f"autograd.grad: outputs[{k}] does not require grad and has no graph")
+        if w is None and out.data.size != 1:
+            raise RuntimeError(f"autograd.grad: grad_outputs must be given for the non-scalar outputs[{k}] "
+                               f"(shape {out.shape})")
+        g = np.ones_like(out.data) if w is None else np.asarray(getattr(w, "data", w), dtype=out.data.dtype)
+        keep = bool(retain_graph) or k < len(outs) - 1
+        run_backward(out, g.reshape(out.data.shape), retain_graph=keep, capture=capture)
+    results = []
+    for i, t in enumerate(ins):
+        if capture[id(t)] is None and not allow_unused:
+            raise RuntimeError(f"autograd.grad: inputs[{i}] was not used in the graph of the outputs; pass "
+                               "allow_unused=True to get None for it")
+        results.append(None if capture[id(t)] is None else Tensor._from_array(np.array(capture[id(t)])))
+    return tuple(results)
+
+
+from convolve._tensor_api import run_grad_hooks  # noqa: E402
 from convolve.tensor import Tensor  # noqa: E402  (tensor.py imports this module's names)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from convolve.backend import get_default_dtype
+from convolve.device import check_device
 from convolve.random import Generator, rng
 from convolve.tensor import Tensor, _numeric
 
@@ -21,11 +22,13 @@ def _dtype(dtype: Any) -> np.dtype:
     return get_default_dtype() if dtype is None else np.dtype(dtype)
 
 
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "zeros")
     return Tensor(np.zeros(_shape(size), _dtype(dtype)), requires_grad=requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "ones")
     return Tensor(np.ones(_shape(size), _dtype(dtype)), requires_grad=requires_grad)
 
 
@@ -38,37 +41,50 @@ def _scalar_dtype(dtype: Any, *values: Any) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def full(size: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full(size: Any, fill_value: float, dtype: Any = None, device: Any = None, requires_grad: bool = False
+         ) -> Tensor:
+    check_device(device, "full")
     return Tensor(np.full(tuple(size), fill_value, _scalar_dtype(dtype, fill_value)), requires_grad=requires_grad)
 
 
-def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros_like(t.data), requires_grad=requires_grad)
+def zeros_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "zeros_like")
+    return Tensor(np.zeros_like(t.data, dtype=dtype), requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones_like(t.data), requires_grad=requires_grad)
+def ones_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "ones_like")
+    return Tensor(np.ones_like(t.data, dtype=dtype), requires_grad=requires_grad)
 
 
-def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
+def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None, device: Any = None
+           ) -> Tensor:
+    check_device(device, "arange")
     values = np.arange(start, end, step) if end is not None else np.arange(start)
     return Tensor(values, dtype=_scalar_dtype(dtype, start, end, step))
 
 
-def rand(*size: Any, dtype: Any = None, generator: Generator | None = None, requires_grad: bool = False) -> Tensor:
+def rand(*size: Any, dtype: Any = None, generator: Generator | None = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    check_device(device, "rand")
     """Uniform on [0, 1)."""
     data = rng(generator).random(_shape(size)).astype(_dtype(dtype))
     return Tensor(data, requires_grad=requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, generator: Generator | None = None, requires_grad: bool = False) -> Tensor:
+def randn(*size: Any, dtype: Any = None, generator: Generator | None = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    check_device(device, "randn")
     """Standard normal."""
     data = rng(generator).standard_normal(_shape(size)).astype(_dtype(dtype))
     return Tensor(data, requires_grad=requires_grad)
 
 
-def randint(low: int, high: int, size: Any, generator: Generator | None = None) -> Tensor:
-    return Tensor(rng(generator).integers(low, high, size=tuple(size), dtype=np.int64))
+def randint(low: int, high: int, size: Any, generator: Generator | None = None, dtype: Any = None,
+            device: Any = None) -> Tensor:
+    check_device(device, "randint")
+    values = rng(generator).integers(low, high, size=tuple(size), dtype=np.int64)
+    return Tensor(values if dtype is None else values.astype(dtype))
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

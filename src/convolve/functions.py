@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from convolve.backend import get_default_dtype
+from convolve.device import check_device
 from convolve.ops import elementwise as _ew
 from convolve.ops.shape import cat
 from convolve.tensor import Tensor
@@ -105,3 +106,45 @@ def empty(*size: Any, dtype: Any = None) -> Tensor:
     """Uninitialized values (as PyTorch); prefer zeros unless every element is written."""
     shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], tuple | list) else tuple(size)
     return Tensor(np.empty(shape, dtype=get_default_dtype() if dtype is None else dtype))
+
+
+def _as(input: Any) -> Tensor:
+    """A Tensor view of `input` (arrays too: `torch.max(outputs.data, 1)` hands over the raw array here)."""
+    return input if isinstance(input, Tensor) else Tensor._from_array(np.asarray(input))
+
+
+def argmax(input: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest value (over the flattened tensor when `dim` is None), int64."""
+    idx = np.argmax(_as(input).data, axis=dim, keepdims=keepdim)
+    return Tensor._from_array(np.asarray(idx, dtype=np.int64))
+
+
+def argmin(input: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the smallest value (over the flattened tensor when `dim` is None), int64."""
+    idx = np.argmin(_as(input).data, axis=dim, keepdims=keepdim)
+    return Tensor._from_array(np.asarray(idx, dtype=np.int64))
+
+
+def max(input: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """`max(x)`: the largest value; `max(x, dim)`: (values, indices); `max(x, other)`: elementwise maximum."""
+    if isinstance(dim, Tensor):
+        return maximum(_as(input), dim)
+    return _as(input).max(dim, keepdim)
+
+
+def min(input: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """`min(x)`: the smallest value; `min(x, dim)`: (values, indices); `min(x, other)`: elementwise minimum."""
+    if isinstance(dim, Tensor):
+        return minimum(_as(input), dim)
+    return _as(input).min(dim, keepdim)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """A Tensor sharing memory with `data` when it is already an array (or Tensor) of the dtype asked for,
+    else a converted copy, as `torch.as_tensor`."""
+    check_device(device, "as_tensor")
+    if isinstance(data, Tensor):
+        return data if dtype is None or np.dtype(dtype) == data.dtype else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor._from_array(data)
+    return Tensor(data, dtype=dtype)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from convolve._atomic import atomic_open
+from convolve.device import check_device, device
 from convolve.tensor import Tensor
 
 FORMAT = "convolve-checkpoint"
@@ -90,8 +91,15 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
         np.savez(f, **members)
 
 
-def load(path: str | os.PathLike[str]) -> Any:
-    """Read a file written by `save`; Tensors come back as Tensors (same dtype, requires_grad), arrays as arrays."""
+def load(path: str | os.PathLike[str], map_location: Any = None, pickle_module: Any = None, *,
+         weights_only: bool | None = None, mmap: bool | None = None) -> Any:
+    """Read a file written by `save`; Tensors come back as Tensors (same dtype, requires_grad), arrays as arrays.
+
+    PyTorch's arguments are accepted: `map_location` may name the CPU (every tensor loads into host memory;
+    a callable or a dict whose targets are the CPU is fine too); `weights_only` is always satisfied, since the
+    format holds only arrays and JSON and never runs code.
+    """
+    _check_load_options(map_location, pickle_module, mmap)
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"load: {path!r} is a folder, not a checkpoint file")
@@ -114,6 +122,17 @@ def load(path: str | os.PathLike[str]) -> Any:
         return _decode(meta["root"], arrays, "obj")
     except _InvalidError as e:
         raise ValueError(f"load: {path!r} has a corrupt structure index: {e}") from None
+
+
+def _check_load_options(map_location: Any, pickle_module: Any, mmap: Any) -> None:
+    if pickle_module is not None:
+        raise ValueError("load: `pickle_module` cannot be used: convolve checkpoints are .npz archives, not pickles")
+    if mmap:
+        raise ValueError("load: `mmap=True` is not supported; checkpoints are read into memory")
+    targets = map_location.values() if isinstance(map_location, dict) else [map_location]
+    for target in targets:
+        if not callable(target) or isinstance(target, device):
+            check_device(target, "load: `map_location`")
 
 
 class _InvalidError(Exception):

@@ -8,7 +8,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from convolve._tensor_api import TensorAPI
 from convolve.backend import get_default_dtype, is_floating
+from convolve.device import check_device, parse_to
 
 ArrayLike = Any
 
@@ -43,7 +45,7 @@ def _numeric(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-class Tensor:
+class Tensor(TensorAPI):
     """A multi-dimensional array that records the operations applied to it, for `backward()`."""
 
     __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
@@ -167,8 +169,13 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ----- dtype conversion (differentiable) ----------------------------------------------------------
-    def to(self, dtype: Any) -> Tensor:
-        return _shape.Cast.apply(self, dtype=np.dtype(dtype))
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """`.to(dtype)`, `.to('cpu')`, `.to(device, dtype)`, `.to(other)` as PyTorch: this tensor when nothing
+        changes (unless copy=True), else a differentiable cast. A device other than the CPU is an error."""
+        dtype = parse_to("Tensor.to", args, kwargs)
+        if dtype is None or dtype == self.data.dtype:
+            return self.clone() if kwargs.get("copy") else self
+        return _shape.Cast.apply(self, dtype=dtype)
 
     def float(self) -> Tensor:
         return self.to(np.float32)
@@ -338,11 +345,15 @@ class Tensor:
         n = self.data.size if ax is None else int(np.prod([self.shape[a] for a in np.atleast_1d(ax)]))
         return (centred * centred).sum(axis=ax, keepdims=keepdims) / (n - 1 if unbiased else n)
 
-    def argmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-        return Tensor._from_array(np.argmax(self.data, axis=_axes(axis, dim)))
+    def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None) -> Tensor:
+        """Index (int64) of the largest value along `dim`, over the flattened tensor when None."""
+        idx = np.argmax(self.data, axis=_axes(axis, dim), keepdims=keepdim)
+        return Tensor._from_array(np.asarray(idx, dtype=np.int64))
 
-    def argmin(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-        return Tensor._from_array(np.argmin(self.data, axis=_axes(axis, dim)))
+    def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None) -> Tensor:
+        """Index (int64) of the smallest value along `dim`, over the flattened tensor when None."""
+        idx = np.argmin(self.data, axis=_axes(axis, dim), keepdims=keepdim)
+        return Tensor._from_array(np.asarray(idx, dtype=np.int64))
 
     # ----- shape ------------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
@@ -448,8 +459,9 @@ def _axes(axis: Any, dim: Any) -> Any:
     return tuple(a) if isinstance(a, list) else a
 
 
-def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(data: ArrayLike, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """Build a tensor (a copy of `data`): arrays keep their dtype, Python floats/lists take the default."""
+    check_device(device, "tensor")
     arr = np.array(_as_array(data, dtype), copy=True)
     return Tensor(arr, requires_grad=requires_grad)
 

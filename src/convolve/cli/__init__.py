@@ -33,8 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
+    args_list = [a for a in args_list if a != "--debug"]  # accepted anywhere, before or after the subcommand
     try:
         args = parser.parse_args(args_list)
+        args.debug = debug
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE

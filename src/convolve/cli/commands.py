@@ -16,7 +16,7 @@ from convolve.cli import parallel, recipe, resume
 from convolve.cli.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
-from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, load_checkpoint
+from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, model_files
 from convolve.train.ranks import is_main_process, reduce_eval_result
 
 
@@ -122,31 +122,40 @@ def _tensorboard_hparams(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
-    name = "val" if trainer.early_stopping is not None or trainer.meta.get("recipe", {}).get("val_split") else "test"
+    recipe = trainer.meta.get("recipe", {})
+    name = "val" if trainer.early_stopping is not None or recipe.get("val_split") else "test"
     val = f", {name} loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
+    smoothing = recipe.get("label_smoothing") or 0.0
+    note = f" (losses with label smoothing {smoothing:g})" if smoothing else ""
     _say(f"epoch {epoch}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}{val}, "
-         f"lr {record['lr']:.3g}, {record['time']:.1f} s, {record['images_per_second']:.0f} img/s")
+         f"lr {record['lr']:.3g}, {record['time']:.1f} s, {record['images_per_second']:.0f} img/s{note}")
 
 
-def load_model(path: str) -> tuple[Any, dict[str, Any]]:
+def load_model(path: str, factory: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint file (or a run folder's last.npz); returns (model, meta)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / LAST
-    state, extra = load_checkpoint(p)
-    meta = extra.get("meta") or {}
-    if "model" not in meta:
-        raise ValueError(f"{p} has no model metadata (was it written by `convolve train`?)")
-    model = recipe.build_model(meta)
-    model.load_state_dict({k: Tensor(v) for k, v in state.items()})
-    model.eval()
-    return model, meta
+    return model_files.load_model(path, factory)
+
+
+def model_and_meta(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The checkpoint's model (a zoo model, or the one --model builds) and how to preprocess its inputs: the
+    checkpoint's metadata, completed for a model of your own from --dataset, --mean/--std and --classes."""
+    model, meta = load_model(args.checkpoint, getattr(args, "model", None))
+    name = getattr(args, "dataset", None) or meta.get("dataset")
+    extra: dict[str, Any] = {"dataset": name, "mean": args.mean, "std": args.std,
+                             "classes": getattr(args, "classes", None)}
+    if "image_shape" not in meta and name is not None:  # a model of your own: shapes and classes from the data
+        test_set = _load_dataset(name, getattr(args, "data_dir", None), False)
+        extra.update(image_shape=recipe.image_shape(test_set), pixel_max=test_set.pixel_max,
+                     classes=extra["classes"] or list(test_set.classes))
+    return model, model_files.complete_meta(meta, **extra)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a test split; prints metrics, per-class accuracy and the confusion matrix."""
-    model, meta = load_model(args.checkpoint)
+    model, meta = model_and_meta(args)
     name = args.dataset or meta["dataset"]
+    if name is None:
+        raise ValueError("evaluate: pass --dataset: the checkpoint does not say which dataset the model was trained on")
     trained_dir = (meta.get("recipe") or {}).get("data_dir") if name == meta["dataset"] else None
     test_set = _load_dataset(name, args.data_dir or trained_dir, False)
     shape = recipe.image_shape(test_set)
@@ -155,7 +164,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          f"{tuple(meta['image_shape'])}, but {name} has {len(test_set.classes)} classes of {shape}")
     loader = data.DataLoader(test_set, batch_size=args.batch_size, transform=recipe.eval_transform(meta))
     res = evaluate(model, loader, nn.CrossEntropyLoss())
-    _say(f"{meta['model']} on {name} test ({res.num_samples} images): loss {res.loss:.4f}, top-5 {res.top5:.4f}")
+    _say(f"{meta['model']} on {name} test ({res.num_samples} images): loss {res.loss:.4f} (cross-entropy without "
+         f"label smoothing), top-5 {res.top5:.4f}")
     classes = meta.get("classes") or [str(i) for i in range(meta["num_classes"])]
     width = max(len(c) for c in classes)
     _say("per-class accuracy: " + ", ".join(f"{c} {a:.4f}" for c, a in zip(classes, res.per_class_accuracy)))
@@ -167,16 +177,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.ndarray:
-    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape."""
-    c, h, w = meta["image_shape"]
-    _, mh, mw = meta["input_size"]
+    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape when
+    the checkpoint records it."""
     ih, iw, ic = image.shape
-    if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
-        sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
-        raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} ({meta['dataset']}), "
-                         f"got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
+    if meta["image_shape"] is not None:
+        c, h, w = meta["image_shape"]
+        _, mh, mw = meta["input_size"]
+        if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
+            sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
+            raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} "
+                             f"({meta['dataset']}), got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
     x = image.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
-    if (ih, iw) != (mh, mw):
+    if meta["image_shape"] is not None and (ih, iw) != tuple(meta["input_size"][1:]):
         p = meta["pad"]
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
@@ -189,9 +201,10 @@ def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.nda
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print the most probable class(es) and probability for each image."""
-    model, meta = load_model(args.checkpoint)
-    classes = meta.get("classes") or [str(i) for i in range(meta["num_classes"])]
-    native_pixels = meta["input_size"][1] * meta["input_size"][2]
+    model, meta = model_and_meta(args)
+    classes = meta.get("classes")
+    size = meta.get("input_size")  # unknown for a model of your own: bound the decode cost at 16M pixels
+    native_pixels = size[1] * size[2] if size else 1 << 18
     max_pixels = max(64 * native_pixels, 1 << 16)  # decode cost bounded; a wrong size is reported by shape below
     for path in args.images:
         x = prepare_image(read_image(path, float(meta["pixel_max"]), max_pixels), meta, str(path))
@@ -199,10 +212,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             logits = np.asarray(model(Tensor(x)).data, dtype=np.float64)[0]
         if not np.isfinite(logits).all():
             raise ValueError(f"{path}: the model's output holds NaN or inf (are the checkpoint's weights finite?)")
+        if classes is not None and len(classes) != len(logits):
+            raise ValueError(f"{len(classes)} class names were given but the model outputs {len(logits)} scores")
         prob = np.exp(logits - logits.max())
         prob /= prob.sum()
         top = np.argsort(-prob, kind="stable")[: args.top]
-        _say(f"{path}: " + ", ".join(f"{classes[k]} ({prob[k]:.4f})" for k in top))
+        _say(f"{path}: " + ", ".join(f"{classes[k] if classes else k} ({prob[k]:.4f})" for k in top))
     return 0
 
 

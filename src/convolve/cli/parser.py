@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
+from convolve import __version__
 from convolve.cli.export import add_export_parser
 from convolve.cli.recipe import parse_option
-from convolve.viz.cli import add_visualize_parser
+from convolve.viz.cli import CHECKPOINT_HELP, add_own_model_arguments, add_visualize_parser
 
 
 class UsageError(Exception):
@@ -101,20 +102,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> Parser:
     """The full parser (used by `main` and by the docs)."""
     parser = Parser(prog="convolve", description="Train, evaluate and inspect CNNs built on NumPy.")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser.add_argument("--version", action="version", version=f"convolve {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback on errors (accepted anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_train(sub)
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split",
                        description="Accuracy, top-5, per-class accuracy and confusion matrix of a checkpoint.")
-    p.add_argument("checkpoint", help="a .npz checkpoint written by `convolve train`, or its run folder")
-    p.add_argument("--dataset", default=None, help="dataset name (default: the one it was trained on)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("--dataset", default=None, help="dataset name (default: the one it was trained on; required for "
+                                                   "a checkpoint of your own model)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the training one)")
     p.add_argument("--batch-size", type=positive_int, default=256)
+    add_own_model_arguments(p)
     p = sub.add_parser("predict", help="classify image files with a checkpoint",
                        description="Print class and probability for each image (PNG, PGM/PPM or NPY).")
-    p.add_argument("checkpoint", help="a .npz checkpoint written by `convolve train`, or its run folder")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (.png, .pgm, .ppm, .npy)")
     p.add_argument("--top", type=positive_int, default=1, help="show the TOP most probable classes (default 1)")
+    add_own_model_arguments(p, classes=True)
     p = sub.add_parser("summary", help="per-layer shapes, parameters and FLOPs of a model",
                        description="Print the layer-by-layer summary of a zoo model; given several models, a "
                                    "table of their parameters and MACs with each one's difference to the previous.")

@@ -1,4 +1,4 @@
-"""Activation layers: ReLU, ReLU6, LeakyReLU, ELU, Sigmoid, Tanh, Softmax, LogSoftmax.
+"""Activation layers: ReLU, ReLU6, LeakyReLU, ELU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax.
 
 `inplace=True` is passed to the functional op, which then overwrites the input's array (as PyTorch); the op
 refuses it on a leaf that requires grad.
@@ -7,9 +7,15 @@ refuses it on a leaf that requires grad.
 from __future__ import annotations
 
 import warnings
+from typing import Any
+
+import numpy as np
 
 import convolve.nn.functional as F
+from convolve.backend import get_default_dtype
+from convolve.nn._checks import check_count
 from convolve.nn.module import Module
+from convolve.nn.parameter import Parameter
 from convolve.tensor import Tensor
 
 
@@ -80,6 +86,73 @@ class Tanh(Module):
         return F.tanh(input)
 
 
+class GELU(Module):
+    """x * Phi(x) (the Gaussian CDF), or its tanh approximation when `approximate='tanh'`."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: `approximate` must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(_Inplace):
+    """x * sigmoid(x) (swish)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.silu(input, inplace=self.inplace)
+
+
+class Softplus(Module):
+    """log(1 + exp(beta x)) / beta, linear where beta x > threshold."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardswish(_Inplace):
+    """x * relu6(x + 3) / 6."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardswish(input)
+
+
+class Mish(_Inplace):
+    """x * tanh(softplus(x))."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.mish(input)
+
+
+class PReLU(Module):
+    """x where positive, a * x elsewhere, with a learnable `a` (one, or one per channel), initialised to `init`."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype: Any = None) -> None:
+        super().__init__()
+        self.num_parameters = check_count(num_parameters, "num_parameters", "PReLU")
+        dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
+        self.weight = Parameter(np.full(self.num_parameters, init, dtype=dtype))
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
 def _softmax_dim(dim: int | None, ndim: int, name: str) -> int:
     """PyTorch's legacy implicit dim (0 for 0/1/3-D input, else 1), with its warning."""
     if dim is not None:
@@ -119,4 +192,5 @@ class LogSoftmax(Module):
 
 
 
-__all__ = ["ELU", "LeakyReLU", "LogSoftmax", "ReLU", "ReLU6", "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["ELU", "GELU", "Hardswish", "LeakyReLU", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid",
+           "Softmax", "Softplus", "Tanh"]

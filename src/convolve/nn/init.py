@@ -181,6 +181,29 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlin
     return _fill(tensor, _normal(rng(generator), 0.0, std, tensor))
 
 
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: Generator | None = None) -> Tensor:
+    """A (semi-)orthogonal matrix (Saxe et al. 2013) times `gain`: the weight viewed as (size0, rest) has
+    orthonormal rows (or columns, if taller than wide). Q of the QR of a Gaussian matrix, signs fixed by diag(R)."""
+    _check(tensor, "orthogonal_")
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got shape "
+                         f"{tuple(tensor.shape)}")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    gaussian = rng(generator).standard_normal((rows, tensor.numel() // rows))
+    return _fill(tensor, (orthogonal_from(gaussian) * gain).reshape(tensor.shape))
+
+
+def orthogonal_from(gaussian: np.ndarray) -> np.ndarray:
+    """PyTorch's construction on a given (rows, cols) Gaussian draw: QR of it (transposed if wide), Q's columns
+    multiplied by the signs of diag(R) so the result is uniformly distributed."""
+    wide = gaussian.shape[0] < gaussian.shape[1]
+    q, r = np.linalg.qr(gaussian.T if wide else gaussian)
+    q = q * np.sign(np.diag(r))
+    return q.T if wide else q
+
+
 __all__ = [
     "calculate_gain",
     "constant_",
@@ -188,6 +211,7 @@ __all__ = [
     "kaiming_uniform_",
     "normal_",
     "ones_",
+    "orthogonal_",
     "trunc_normal_",
     "uniform_",
     "xavier_normal_",

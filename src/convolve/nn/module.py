@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from convolve.autograd import no_grad
+from convolve.device import check_device, parse_to
+from convolve.nn._backward_hooks import call_with_backward_hooks
 from convolve.nn.parameter import Parameter
 from convolve.tensor import Tensor
 
@@ -80,6 +82,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
@@ -90,7 +93,11 @@ class Module:
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
-        output = self.forward(*args, **kwargs)
+        backward_hooks = list(self.__dict__.get("_backward_hooks", {}).values())
+        if backward_hooks:
+            output = call_with_backward_hooks(self, backward_hooks, self.forward, args, kwargs)
+        else:
+            output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, output)
             if result is not None:
@@ -301,14 +308,12 @@ class Module:
                 p.grad.data = np.zeros_like(p.grad.data)
 
     # ----- dtype --------------------------------------------------------------------------------------
-    def to(self, dtype: Any) -> Module:
-        """Convert floating parameters and buffers (and their grads) in place; 'cpu' is accepted as a no-op."""
-        if isinstance(dtype, str) and dtype == "cpu":
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """Convert floating parameters and buffers (and their grads) in place, as `.to(dtype)`; a device argument
+        must be the CPU ('cpu', `device('cpu')`), the only device convolve has."""
+        target = parse_to("Module.to", args, kwargs)
+        if target is None:
             return self
-        try:
-            target = np.dtype(dtype)
-        except TypeError as exc:
-            raise TypeError(f"Module.to: `dtype` must be a NumPy float dtype or 'cpu', got {dtype!r}") from exc
         if target.kind != "f":
             raise TypeError(f"Module.to: only floating dtypes are accepted, got {target}")
         for t in itertools.chain(self.parameters(), self.buffers()):
@@ -324,7 +329,15 @@ class Module:
     def float(self) -> Module:
         return self.to(np.float32)
 
+    def half(self) -> Module:
+        return self.to(np.float16)
+
     def cpu(self) -> Module:
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        check_device("cuda" if device is None else device if isinstance(device, str) else f"cuda:{device}",
+                     "Module.cuda")
         return self
 
     # ----- hooks --------------------------------------------------------------------------------------
@@ -332,6 +345,15 @@ class Module:
         """`hook(module, inputs_tuple, output)` runs after forward; a non-None return replaces the output."""
         handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
+        """`hook(module, grad_input, grad_output)` runs once the gradients with respect to the module's tensor
+        inputs are computed (tuples, None for inputs that need none); a returned tuple replaces grad_input."""
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        if prepend:
+            self._backward_hooks.move_to_end(handle.id, last=False)
         return handle
 
     def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:

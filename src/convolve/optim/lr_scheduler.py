@@ -279,15 +279,29 @@ class SequentialLR(LRScheduler):
             s.load_state_dict(sd)
 
 
+from convolve.optim._lambda_cyclic import (  # noqa: E402
+    ConstantLR,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    LambdaLR,
+    MultiplicativeLR,
+    PolynomialLR,
+)
 from convolve.optim._plateau_onecycle import OneCycleLR, ReduceLROnPlateau  # noqa: E402
 
 __all__ = [
+    "ConstantLR",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
     "ExponentialLR",
     "LRScheduler",
+    "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "MultiplicativeLR",
     "OneCycleLR",
+    "PolynomialLR",
     "ReduceLROnPlateau",
     "SequentialLR",
     "StepLR",

@@ -1,6 +1,7 @@
 """Training: `fit`/`Trainer` (checkpoints, exact resume, early stopping, TensorBoard logs), `evaluate` and
 classification metrics."""
 
+from convolve.train import model_files
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
 from convolve.train.guards import TrainingWarning
@@ -14,6 +15,7 @@ from convolve.train.metrics import (
     topk_accuracy,
     topk_correct,
 )
+from convolve.train.model_files import load_model
 from convolve.train.tensorboard import TensorBoard
 from convolve.train.trainer import BEST, LAST, Trainer, evaluate, fit
 
@@ -32,6 +34,8 @@ __all__ = [
     "evaluate",
     "fit",
     "load_checkpoint",
+    "load_model",
+    "model_files",
     "per_class_accuracy",
     "save_checkpoint",
     "topk_accuracy",

@@ -150,7 +150,7 @@ def run_model(fn: str, model: nn.Module, x: Tensor) -> Any:
         raise ValueError(f"{fn}: the model cannot run on an input of shape {tuple(x.shape)}{hint} ({e})") from e
 
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid)
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU)
 
 
 def executed_leaves(fn: str, model: nn.Module, x: np.ndarray) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
@@ -168,6 +168,14 @@ def executed_leaves(fn: str, model: nn.Module, x: np.ndarray) -> list[tuple[str,
         for h in handles:
             h.remove()
     return calls
+
+
+def spatial_conv_names(fn: str, model: nn.Module, x: np.ndarray) -> list[str]:
+    """The conv layers whose output maps are larger than 1x1 for input `x`, in call order (a 1x1 map, such as
+    LeNet-5's C5, has no spatial pattern to show)."""
+    names = [n for n, m, shape in executed_leaves(fn, model, x) if is_conv(m) and len(shape) == 4
+             and shape[2] * shape[3] > 1]
+    return list(dict.fromkeys(names))
 
 
 def last_spatial_conv(fn: str, model: nn.Module, x: np.ndarray, activation: bool = False) -> str:

@@ -15,6 +15,31 @@ from typing import Any
 import numpy as np
 
 DEFAULT_LAYER = "default: the last conv layer whose maps are larger than 1x1"
+CHECKPOINT_HELP = ("a .npz checkpoint written by `convolve train` (or its run folder), or weights saved with "
+                   "convolve.save(model.state_dict(), path) together with --model module:function")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_own_model_arguments(p: argparse.ArgumentParser, classes: bool = False) -> None:
+    """--model/--mean/--std (and --classes): how to rebuild and feed a model of your own."""
+    p.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
+                   help="a callable that builds your model (e.g. mynets:build_model, or path/to/file.py:build); "
+                        "the checkpoint's weights are loaded into it")
+    p.add_argument("--mean", type=_floats, default=None, metavar="M[,M,M]",
+                   help="per-channel mean to subtract after scaling pixels to [0, 1] (your model's normalization; "
+                        "default: the checkpoint's, else none)")
+    p.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
+                   help="per-channel standard deviation to divide by (default: the checkpoint's, else none)")
+    if classes:
+        p.add_argument("--classes", type=lambda t: [c.strip() for c in t.split(",")], default=None,
+                       metavar="A,B,...", help="class names in output order (default: the checkpoint's, else "
+                                               "indices)")
 
 
 def _int_at_least(low: int) -> Any:
@@ -34,7 +59,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _checkpoint(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a .npz checkpoint written by `convolve train`, or its run folder")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    add_own_model_arguments(p, classes=True)
+    p.add_argument("--dataset", default=None,
+                   help="dataset for --test-index / confusion (default: the one the checkpoint was trained on)")
 
 
 def _image(p: argparse.ArgumentParser) -> None:
@@ -60,7 +88,8 @@ def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = views.add_parser("features", help="feature maps of conv layers for one image")
     _checkpoint(p)
     _image(p)
-    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--layers", default=None,
+                   help="comma-separated layer names (default: every conv layer with maps larger than 1x1)")
     p.add_argument("--max-channels", type=_int_at_least(1), default=16, help="maps shown per layer (default 16)")
     _common(p)
     p = views.add_parser("receptive-field", help="the input region one unit sees: theory vs input gradient")
@@ -98,9 +127,9 @@ def _say(text: str) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    from convolve.cli.commands import load_model
+    from convolve.cli.commands import model_and_meta
 
-    return load_model(args.checkpoint)
+    return model_and_meta(args)
 
 
 def _input(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
@@ -112,10 +141,8 @@ def _input(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, 
         where = str(args.image)
         picture = read_image(args.image, float(meta["pixel_max"]))  # (H, W, C) in [0, 1]
     else:
-        from convolve import data
 
-        root = args.data_dir or (meta.get("recipe") or {}).get("data_dir")  # default: where it was trained
-        test_set = data.get_dataset(meta["dataset"], root=root, train=False)
+        test_set = _test_set(args, meta)
         if args.test_index >= len(test_set):
             raise ValueError(f"visualize: --test-index must be in [0, {len(test_set)}) for the {meta['dataset']} "
                              f"test split, got {args.test_index}")
@@ -127,6 +154,17 @@ def _input(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, 
     std = np.asarray(meta["std"], np.float64).reshape(-1, 1, 1)
     shown = np.clip(x[0] * std + mean, 0.0, 1.0)  # what the model sees, back on [0, 1]
     return x, shown, where
+
+
+def _test_set(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
+    """The test split of --dataset, else of the dataset the checkpoint was trained on (from its own folder)."""
+    from convolve import data
+
+    if meta.get("dataset") is None:
+        raise ValueError("visualize: the checkpoint does not say which dataset it was trained on: pass --dataset "
+                         "(or use --image)")
+    root = args.data_dir or (meta.get("recipe") or {}).get("data_dir")  # default: where it was trained
+    return data.get_dataset(meta["dataset"], root=root, train=False)
 
 
 def _path(args: argparse.Namespace, stem: str) -> Path:
@@ -200,8 +238,7 @@ def _confusion(args: argparse.Namespace) -> Path:
     from convolve.train import evaluate
 
     model, meta = _load(args)
-    root = args.data_dir or (meta.get("recipe") or {}).get("data_dir")
-    test_set = data.get_dataset(meta["dataset"], root=root, train=False)
+    test_set = _test_set(args, meta)
     loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
     result = evaluate(model, loader, nn.CrossEntropyLoss())
     path = _path(args, "confusion")
@@ -215,8 +252,23 @@ def _curves(args: argparse.Namespace) -> Path:
     from convolve import viz
 
     path = _path(args, "curves")
-    viz.plot_training_curves(args.history, path, dpi=args.dpi)
+    split, note = _curve_labels(Path(args.history))
+    viz.plot_training_curves(args.history, path, eval_split=split, loss_note=note, dpi=args.dpi)
     return path
+
+
+def _curve_labels(history: Path) -> tuple[str, str | None]:
+    """What a `convolve train` run's val_* columns measured (the test split unless --val-split was given) and
+    whether its losses include label smoothing, from the run folder's last checkpoint."""
+    from convolve.train import LAST, load_checkpoint
+
+    checkpoint = (history if history.is_dir() else history.parent) / LAST
+    if not checkpoint.is_file():
+        return "validation", None
+    recipe = (load_checkpoint(checkpoint)[1].get("meta") or {}).get("recipe") or {}
+    smoothing = recipe.get("label_smoothing") or 0.0
+    return ("validation" if recipe.get("val_split") else "test",
+            f"with label smoothing {smoothing:g}" if smoothing else None)
 
 
 def _filters_demo(args: argparse.Namespace) -> Path:

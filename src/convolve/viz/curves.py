@@ -80,8 +80,13 @@ def _panel_keys(history: dict[str, np.ndarray], suffix: str) -> list[str]:
     return [k for k in history if k == suffix or k.endswith("_" + suffix)]
 
 
-def plot_training_curves(history: Any, path: str | Path | None = None, *, dpi: int = 100) -> Any:
-    """Loss, accuracy and learning-rate panels (train solid, validation dashed) against the epoch; the Figure."""
+def plot_training_curves(history: Any, path: str | Path | None = None, *, eval_split: str = "validation",
+                         loss_note: str | None = None, dpi: int = 100) -> Any:
+    """Loss, accuracy and learning-rate panels (train solid, evaluation dashed) against the epoch; the Figure.
+
+    `eval_split` names what the `val_*` metrics were measured on ("validation", or "test" when a run evaluated
+    the test split each epoch); `loss_note` qualifies the loss panel (e.g. "with label smoothing 0.1").
+    """
     fn = "plot_training_curves"
     out_path = check_path(fn, path)
     h = load_history(history)
@@ -96,9 +101,10 @@ def plot_training_curves(history: Any, path: str | Path | None = None, *, dpi: i
         ax = fig.add_subplot(1, len(panels), i)
         for key in keys:
             style = "--" if key.startswith(("val", "test")) else "-"
-            ax.plot(epochs, h[key], style, marker="o" if n <= 30 else None, markersize=3, label=key)
+            label = f"{eval_split} {key[4:]}" if key.startswith("val_") else key.replace("_", " ")
+            ax.plot(epochs, h[key], style, marker="o" if n <= 30 else None, markersize=3, label=label)
         ax.set_xlabel("epoch")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(f"{title} ({loss_note})" if title == "loss" and loss_note else title, fontsize=10)
         ax.grid(alpha=0.3)
         if title == "learning rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))

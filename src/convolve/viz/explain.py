@@ -10,7 +10,7 @@ import numpy as np
 
 from convolve import nn
 from convolve.viz._figure import check_path, display_image, finish, new_figure, normalize01, show_image
-from convolve.viz._layers import as_batch
+from convolve.viz._layers import as_batch, last_spatial_conv
 from convolve.viz.attribution import grad_cam, predict_class, saliency
 
 
@@ -46,13 +46,15 @@ def plot_saliency(model: nn.Module, input: Any, target: int | None = None, path:
     return finish(_three_panels(fn, picture, heat, titles, dpi), out_path)
 
 
-def plot_grad_cam(model: nn.Module, input: Any, layer: str, target: int | None = None,
+def plot_grad_cam(model: nn.Module, input: Any, layer: str | None = None, target: int | None = None,
                   path: str | Path | None = None, *, image: Any = None, classes: Sequence[str] | None = None,
                   dpi: int = 100) -> Any:
-    """The input, Grad-CAM of class `target` (default: predicted) at `layer` and an overlay; returns the Figure."""
+    """The input, Grad-CAM of class `target` (default: predicted) at `layer` (default: as `grad_cam`) and an
+    overlay; returns the Figure."""
     fn = "plot_grad_cam"
     out_path = check_path(fn, path)
     x = as_batch(fn, input, model)
+    layer = layer if layer is not None else last_spatial_conv(fn, model, x, activation=True)
     predicted = predict_class(model, x)
     t = predicted if target is None else target
     heat = grad_cam(model, x, layer, t)

@@ -17,11 +17,20 @@ from convolve import nn
 from convolve.autograd import no_grad
 from convolve.tensor import Tensor
 from convolve.viz._figure import check_path, display_image, finish, mosaic, new_figure, normalize01, show_image
-from convolve.viz._layers import as_batch, check_model, conv_layer_names, eval_mode, find_layer, recording, run_model
+from convolve.viz._layers import (
+    as_batch,
+    check_model,
+    eval_mode,
+    find_layer,
+    recording,
+    run_model,
+    spatial_conv_names,
+)
 
 
 def feature_maps(model: nn.Module, input: Any, layers: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """{layer name: its (C, H, W) output} for one image (C, H, W) or (1, C, H, W); default: every conv layer.
+    """{layer name: its (C, H, W) output} for one image (C, H, W) or (1, C, H, W); default: every conv layer
+    whose maps are larger than 1x1.
 
     Runs in eval mode without gradients; layers whose output is not 4-D (e.g. Linear) are returned as (F,).
     """
@@ -29,12 +38,13 @@ def feature_maps(model: nn.Module, input: Any, layers: Sequence[str] | None = No
     check_model(fn, model)
     if isinstance(layers, str):
         raise TypeError(f"{fn}: `layers` must be a list of layer names, got the string {layers!r}")
-    names = conv_layer_names(model) if layers is None else list(layers)
+    x = as_batch(fn, input, model)
+    names = spatial_conv_names(fn, model, x) if layers is None else list(layers)
     if not names:
-        raise ValueError(f"{fn}: no layers to record ({type(model).__name__} has no conv layer; pass `layers`)")
+        raise ValueError(f"{fn}: no layers to record ({type(model).__name__} has no conv layer with maps larger "
+                         f"than 1x1; pass `layers`)")
     for name in names:
         find_layer(fn, model, name)
-    x = as_batch(fn, input, model)
     with eval_mode(model), no_grad(), recording(model, names) as outputs:
         run_model(fn, model, Tensor(x))
     missing = [n for n in names if n not in outputs]
