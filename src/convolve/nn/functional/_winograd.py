@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from convolve._threads import run_chunks
-from convolve.nn.functional._conv_args import Pads
 from convolve.nn.functional._im2col import batch_chunks, pad_into
+from convolve.nn.functional.geometry import Pads
 
 __all__ = ["winograd_conv", "winograd_weight", "winograd_weight_grad"]
 

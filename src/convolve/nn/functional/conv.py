@@ -36,17 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve._validate import check_non_negative, ntuple
 from convolve.autograd import Context, Function
-from convolve.nn.functional._conv_args import (
-    Pads,
-    check_conv_tensors,
-    check_kernel_fits,
-    conv_output_size,
-    parse_geometry,
-    parse_padding,
-    transposed_output_size,
-)
 from convolve.nn.functional._depthwise import depthwise_backward, depthwise_forward, is_depthwise
 from convolve.nn.functional._im2col import (
     batch_chunks,
@@ -61,6 +51,16 @@ from convolve.nn.functional._im2col import (
     small_forward,
 )
 from convolve.nn.functional._winograd import winograd_conv, winograd_weight, winograd_weight_grad
+from convolve.nn.functional.geometry import (
+    Pads,
+    check_conv_tensors,
+    check_kernel_fits,
+    conv_output_size,
+    parse_geometry,
+    parse_padding,
+    transposed_output_size,
+    transposed_paddings,
+)
 from convolve.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_transpose1d", "conv_transpose2d"]
@@ -286,6 +286,7 @@ def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, paddi
           groups: int, nd: int, fn: str) -> Tensor:
     """Validate, lift 1-D to 2-D (height 1) and unbatched to batched, run Conv2dFunction, undo the lifting."""
     check_conv_tensors(fn, input, weight, bias, groups, nd)
+    groups = int(groups)
     strides, dilations = parse_geometry(fn, stride, dilation, nd)
     kernel = tuple(weight.shape[2:])
     pads = parse_padding(fn, padding, kernel, strides, dilations)
@@ -318,8 +319,9 @@ def _conv_transpose(input: Tensor, weight: Tensor, bias: Tensor | None, stride: 
                     output_padding: Any, groups: int, dilation: Any, nd: int, fn: str) -> Tensor:
     """Validate the transposed-convolution arguments, lift to batched 2-D, run ConvTranspose2dFunction."""
     check_conv_tensors(fn, input, weight, bias, groups, nd, transposed=True)
+    groups = int(groups)
     strides, dilations = parse_geometry(fn, stride, dilation, nd)
-    pads, out_pads = _transposed_paddings(fn, padding, output_padding, strides, dilations, nd)
+    pads, out_pads = transposed_paddings(fn, padding, output_padding, strides, dilations, nd)
     kernel = tuple(weight.shape[2:])
     sizes = tuple(transposed_output_size(*a) for a in zip(input.shape[-nd:], kernel, strides, pads, out_pads,
                                                             dilations))
@@ -335,18 +337,3 @@ def _conv_transpose(input: Tensor, weight: Tensor, bias: Tensor | None, stride: 
     if nd == 1:
         y = y.squeeze(2)
     return y.squeeze(0) if unbatched else y
-
-
-def _transposed_paddings(fn: str, padding: Any, output_padding: Any, strides: tuple[int, ...],
-                         dilations: tuple[int, ...], nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """`padding` and `output_padding` as non-negative tuples; output_padding < max(stride, dilation) (as PyTorch)."""
-    if isinstance(padding, str):
-        raise ValueError(f"{fn}: `padding` must be an int or a tuple of {nd} ints (no 'same'/'valid' for transposed"
-                         f" convolutions), got {padding!r}")
-    pads, out_pads = ntuple(padding, nd, "padding", fn), ntuple(output_padding, nd, "output_padding", fn)
-    check_non_negative(pads, "padding", fn)
-    check_non_negative(out_pads, "output_padding", fn)
-    if any(op >= max(s, d) for op, s, d in zip(out_pads, strides, dilations)):
-        raise ValueError(f"{fn}: `output_padding` {out_pads} must be smaller than either stride {strides} or "
-                         f"dilation {dilations} along each axis")
-    return pads, out_pads
