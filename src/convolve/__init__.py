@@ -1,9 +1,10 @@
 """convolve: convolutional neural networks on NumPy, every backward pass written out and checked."""
 
 from convolve import data, nn, optim
-from convolve._threads import get_num_threads, set_num_threads
 from convolve.autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from convolve.backend import get_default_dtype, set_default_dtype
+from convolve.engines import get_engine, use_engine
+from convolve.engines.workspace import get_num_threads, set_num_threads
 from convolve.factory import (
     arange,
     from_numpy,
@@ -70,6 +71,7 @@ __all__ = [
     "from_numpy",
     "full",
     "get_default_dtype",
+    "get_engine",
     "get_num_threads",
     "is_grad_enabled",
     "is_tensor",
@@ -97,6 +99,7 @@ __all__ = [
     "stack",
     "sum",
     "tensor",
+    "use_engine",
     "where",
     "zeros",
     "zeros_like",
