@@ -15,10 +15,10 @@ import pytest
 
 import convolve as cv
 from convolve.cli import main
-from convolve.cli.commands import load_model, prepare_image
-from convolve.cli.images import PNG_SIGNATURE, read_image, write_png
 from convolve.data import get_dataset
+from convolve.data.images import PNG_SIGNATURE, read_image, write_png
 from convolve.train import History, load_checkpoint
+from convolve.train.recipe import load_model, prepare_image
 
 
 def run(capsys, *argv):
@@ -184,7 +184,7 @@ def test_listing_commands_and_summary(capsys):
     assert code == 0 and ("61,706" in out or "61706" in out)
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "--label-smoothing" in out
-    code, out, _ = run(capsys, "visualize", "--help")  # wired from convolve.viz.cli
+    code, out, _ = run(capsys, "visualize", "--help")  # wired from convolve.cli.visualize
     assert code == 0 and "filters" in out
 
 

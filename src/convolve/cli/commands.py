@@ -11,11 +11,11 @@ import numpy as np
 
 from convolve import data, models, nn
 from convolve.autograd import no_grad
-from convolve.cli import recipe
-from convolve.cli.images import read_image
+from convolve.data.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
-from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, load_checkpoint
+from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, recipe
+from convolve.train.recipe import load_model, prepare_image
 
 
 def _say(text: str) -> None:
@@ -81,21 +81,6 @@ def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
          f"lr {record['lr']:.3g}, {record['time']:.1f} s, {record['images_per_second']:.0f} img/s")
 
 
-def load_model(path: str) -> tuple[Any, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint file (or a run folder's last.npz); returns (model, meta)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / LAST
-    state, extra = load_checkpoint(p)
-    meta = extra.get("meta") or {}
-    if "model" not in meta:
-        raise ValueError(f"{p} has no model metadata (was it written by `convolve train`?)")
-    model = recipe.build_model(meta)
-    model.load_state_dict({k: Tensor(v) for k, v in state.items()})
-    model.eval()
-    return model, meta
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a test split; prints metrics, per-class accuracy and the confusion matrix."""
     model, meta = load_model(args.checkpoint)
@@ -117,24 +102,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _say(f"  {c:>{width}} " + " ".join(f"{v:5d}" for v in row))
     _say(f"test accuracy: {res.accuracy:.4f}")
     return 0
-
-
-def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.ndarray:
-    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape."""
-    c, h, w = meta["image_shape"]
-    _, mh, mw = meta["input_size"]
-    ih, iw, ic = image.shape
-    if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
-        sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
-        raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} ({meta['dataset']}), "
-                         f"got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
-    x = image.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
-    if (ih, iw) != (mh, mw):
-        p = meta["pad"]
-        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
-    return (x - mean) / std
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -183,8 +150,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
-    """`convolve visualize VIEW ...`, implemented in `convolve.viz.cli` (needs matplotlib)."""
-    from convolve.viz.cli import cmd_visualize as visualize
+    """`convolve visualize VIEW ...`, wired in `convolve.cli.visualize` (needs matplotlib)."""
+    from convolve.cli.visualize import cmd_visualize as visualize
 
     return visualize(args)
 

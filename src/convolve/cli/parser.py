@@ -1,13 +1,12 @@
-"""The `convolve` argument parser: train, evaluate, predict, summary, visualize (from `convolve.viz.cli`), models,
+"""The `convolve` argument parser: train, evaluate, predict, summary, visualize (`visualize.py`), models,
 datasets."""
 
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from convolve.cli.recipe import parse_option
-from convolve.viz.cli import add_visualize_parser
+from convolve.cli.visualize import add_visualize_parser
 
 
 class UsageError(Exception):
@@ -19,6 +18,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """'key=value' -> (key, value) with value as int, float, bool, None or str (for --option)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    if lowered == "none":
+        return key, None
+    for cast in (int, float):
+        try:
+            return key, cast(raw)
+        except ValueError:
+            pass
+    return key, raw
 
 
 def positive_int(text: str) -> int:

@@ -1,7 +1,7 @@
 """`convolve visualize ...`: pictures of a trained checkpoint, written as PNG (or SVG) files into `--out DIR`.
 
-Wiring (in the CLI package): `add_visualize_parser(sub)` in `build_parser()` and `"visualize": cmd_visualize`
-in `COMMANDS`. Checkpoints are loaded and images read and normalized exactly as `convolve predict` does.
+Wiring: `add_visualize_parser(sub)` in `build_parser()` and `"visualize": cmd_visualize` in `COMMANDS`.
+Checkpoints are loaded and images read and normalized exactly as `convolve predict` does (`train.recipe`).
 """
 
 from __future__ import annotations
@@ -98,15 +98,15 @@ def _say(text: str) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    from convolve.cli.commands import load_model
+    from convolve.train.recipe import load_model
 
     return load_model(args.checkpoint)
 
 
 def _input(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
     """(normalized (1, C, H, W) input, the picture to show (C, H, W) in [0, 1], a label) from --image/--test-index."""
-    from convolve.cli.commands import prepare_image
-    from convolve.cli.images import read_image
+    from convolve.data.images import read_image
+    from convolve.train.recipe import prepare_image
 
     if args.image is not None:
         where = str(args.image)
@@ -196,8 +196,7 @@ def _attribution(args: argparse.Namespace) -> Path:
 
 def _confusion(args: argparse.Namespace) -> Path:
     from convolve import data, nn, viz
-    from convolve.cli import recipe
-    from convolve.train import evaluate
+    from convolve.train import evaluate, recipe
 
     model, meta = _load(args)
     root = args.data_dir or (meta.get("recipe") or {}).get("data_dir")
@@ -224,7 +223,7 @@ def _filters_demo(args: argparse.Namespace) -> Path:
 
     image = None
     if args.image is not None:
-        from convolve.cli.images import read_image
+        from convolve.data.images import read_image
 
         image = read_image(args.image).transpose(2, 0, 1)  # (C, H, W) in [0, 1]
     path = _path(args, "filters-demo")
@@ -248,7 +247,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m convolve.viz.cli visualize VIEW ...`: the same as `convolve visualize VIEW ...`, standalone."""
+    """`python -m convolve.cli.visualize visualize VIEW ...`: the same as `convolve visualize VIEW ...`, standalone."""
     from convolve.cli.parser import Parser, UsageError
 
     parser = Parser(prog="convolve")
