@@ -7,8 +7,6 @@ Checkpoints are loaded and images read and normalized exactly as `convolve predi
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,23 +242,3 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     path = HANDLERS[args.view](args)
     _say(f"wrote {path}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m convolve.cli.visualize visualize VIEW ...`: the same as `convolve visualize VIEW ...`, standalone."""
-    from convolve.cli.parser import Parser, UsageError
-
-    parser = Parser(prog="convolve")
-    add_visualize_parser(parser.add_subparsers(dest="command", parser_class=Parser, required=True))
-    try:
-        return cmd_visualize(parser.parse_args(argv))
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, OSError, ImportError) as e:
-        print(f"convolve: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
