@@ -28,6 +28,7 @@ class EnginePolicy:
     def __init__(self, default: str) -> None:
         self._kernels: dict[str, tuple[str | type, ...]] = {}
         self._loaded: dict[str, tuple[type, ...]] = {}
+        self._for_op: dict[tuple[str, type], tuple[type, ...]] = {}  # (engine, reference op) -> its kernels
         self._forced: dict[str, bool] = {}
         self._active: ContextVar[str] = ContextVar("convolve_engine", default=default)
 
@@ -38,6 +39,7 @@ class EnginePolicy:
         self._kernels[name] = tuple(kernels)
         self._forced[name] = forced
         self._loaded.pop(name, None)
+        self._for_op = {key: kernels for key, kernels in self._for_op.items() if key[0] != name}
 
     def names(self) -> tuple[str, ...]:
         """Every registered engine name."""
@@ -68,10 +70,12 @@ class EnginePolicy:
     def select(self, reference: type, *args: Any, **kwargs: Any) -> type:
         """The class that runs `reference.apply(*args, **kwargs)` under the active engine."""
         name = self.get()
+        kernels = self._for_op.get((name, reference))
+        if kernels is None:
+            kernels = self._for_op[(name, reference)] = tuple(k for k in self.kernels(name) if issubclass(k, reference))
         forced = self._forced[name]
-        for kernel in self.kernels(name):
-            if issubclass(kernel, reference) and kernel.supports(*args, **kwargs) and (
-                    forced or kernel.prefers(*args, **kwargs)):
+        for kernel in kernels:
+            if kernel.supports(*args, **kwargs) and (forced or kernel.prefers(*args, **kwargs)):
                 return kernel
         return reference
 

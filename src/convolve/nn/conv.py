@@ -1,8 +1,8 @@
 """Convolution layers `Conv1d`, `Conv2d`, `ConvTranspose2d`: argument checks, parameters, PyTorch's init.
 
-Padding modes other than 'zeros' (and 'same' padding that must be uneven, i.e. an even effective kernel) are
-done as PyTorch does: `F.pad` the input explicitly, then convolve with padding 0. For an even kernel 'same'
-puts the extra pixel at the end (bottom/right), as PyTorch and TensorFlow.
+Padding modes other than 'zeros' are done as PyTorch does: `F.pad` the input explicitly, then convolve with
+padding 0. Zero padding, even uneven (the 'same' padding of an even effective kernel puts the extra pixel at the
+end, bottom/right, as PyTorch and TensorFlow), is passed to the convolution as (before, after) pairs.
 """
 
 from __future__ import annotations
@@ -78,11 +78,10 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def _pad_input(self, input: Tensor) -> tuple[Tensor, Any]:
-        """The input, explicitly padded when needed, and the padding to pass to the conv op."""
+        """The input, explicitly padded for non-zero modes, and the padding to pass to the conv op."""
         pads = self._reversed_padding_repeated_twice
-        symmetric = all(pads[i] == pads[i + 1] for i in range(0, len(pads), 2))
-        if self.padding_mode == "zeros" and symmetric:
-            return input, tuple(pads[-2::-2])  # the left pads, first spatial dim first
+        if self.padding_mode == "zeros":  # (before, after) per spatial dim, first dim first; may be uneven ('same')
+            return input, tuple((pads[i], pads[i + 1]) for i in range(len(pads) - 2, -1, -2))
         return F.pad(input, pads, mode=_F_MODE[self.padding_mode]), 0
 
     def extra_repr(self) -> str:
