@@ -2,9 +2,11 @@
 
 `summary(model, input_size)` runs one forward pass with hooks and returns a `ModelSummary` (rows + totals;
 `print()` it for the table); `geometry` holds the arithmetic (output sizes, receptive-field composition,
-im2col shapes) usable without a model.
+im2col shapes) usable without a model; `compare([(label, model), ...])` puts the totals of several models side
+by side with their differences (an ablation ladder).
 """
 
+from convolve.inspect.compare import ComparisonRow, ModelComparison, compare
 from convolve.inspect.geometry import (
     INPUT_FIELD,
     AxisField,
@@ -23,10 +25,13 @@ from convolve.inspect.table import format_summary
 __all__ = [
     "INPUT_FIELD",
     "AxisField",
+    "ComparisonRow",
     "Im2colShapes",
     "LayerRow",
+    "ModelComparison",
     "ModelSummary",
     "Window",
+    "compare",
     "compose",
     "format_summary",
     "im2col_shapes",
