@@ -198,4 +198,23 @@ def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.nda
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError(f"the checkpoint's normalization is unusable (mean {meta['mean']}, std {meta['std']}: "
+                         f"every std must be a finite number > 0)")
     return (x - mean) / std
+
+
+def replay_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: int, epochs_done: int) -> Any:
+    """The schedule of a run planned for `args.epochs` epochs, advanced to the end of epoch `epochs_done`: a resumed
+    run whose --epochs grew continues with exactly the learning rates (and one-cycle momenta) a run planned with
+    the new length from the start has from that epoch on."""
+    for group in optimizer.param_groups:  # forget the old plan; the new one starts from the recipe's lr
+        for key in ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"):
+            group.pop(key, None)
+        group["lr"] = learning_rate(args)
+    scheduler = build_scheduler(args, optimizer, steps_per_epoch)
+    if scheduler is not None:
+        per_batch = getattr(scheduler, "step_interval", "epoch") == "batch"
+        for _ in range(epochs_done * steps_per_epoch if per_batch else epochs_done):
+            scheduler.step()
+    return scheduler
