@@ -46,7 +46,9 @@ class BatchNormFunction(Function):
                 eps: float) -> np.ndarray:
         axes = (0, *range(2, x.ndim))  # every axis but the channel axis
         if training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)  # (C,) each; the biased variance normalizes
+            # (C,) each, accumulated in float64 as PyTorch does; the biased variance normalizes
+            mean = x.mean(axis=axes, dtype=np.float64).astype(x.dtype)
+            var = x.var(axis=axes, dtype=np.float64).astype(x.dtype)
             update_running_stats(running_mean, running_var, mean, var, momentum, x.size // x.shape[1])
         else:
             mean = running_mean.astype(x.dtype)  # type: ignore[union-attr]  # a copy: later updates don't leak in
