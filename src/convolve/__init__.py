@@ -41,6 +41,7 @@ from convolve.functions import (
 from convolve.io import load, save
 from convolve.ops.shape import cat, stack
 from convolve.random import Generator, manual_seed
+from convolve.safetensors_io import load_safetensors, save_safetensors
 from convolve.tensor import Tensor, tensor
 
 float32 = "float32"
@@ -77,6 +78,7 @@ __all__ = [
     "is_tensor",
     "linspace",
     "load",
+    "load_safetensors",
     "log",
     "manual_seed",
     "matmul",
@@ -92,6 +94,7 @@ __all__ = [
     "randint",
     "randn",
     "save",
+    "save_safetensors",
     "set_default_dtype",
     "set_grad_enabled",
     "set_num_threads",

@@ -12,16 +12,18 @@ import numpy as np
 from convolve import data, models, nn
 from convolve._atomic import ensure_writable_dir
 from convolve.autograd import no_grad
-from convolve.cli import resume
+from convolve.cli import parallel, resume
 from convolve.data.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
 from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, recipe
+from convolve.train.ranks import is_main_process, reduce_eval_result
 from convolve.train.recipe import load_model, prepare_image
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    if is_main_process():  # under mpiexec, rank 0 speaks for all
+        print(text, flush=True)
 
 
 def _load_dataset(name: str, root: str | None, train: bool, download: bool = False) -> Any:
@@ -31,7 +33,10 @@ def _load_dataset(name: str, root: str | None, train: bool, download: bool = Fal
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train (or, with --resume, continue) a run, checkpoint every epoch into --out, evaluate on the test split."""
+    """Train (or, with --resume, continue) a run, checkpoint every epoch into --out, evaluate on the test split.
+
+    Under `mpiexec -n N python -m mpi4py -m convolve train ...` the same run is data-parallel over N ranks."""
+    _, world = parallel.join()
     planned_epochs = None
     if args.resume:
         args, planned_epochs = resume.resumed_run_args(args)
@@ -54,15 +59,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         if planned_epochs != args.epochs:  # the schedule of a run planned with the new length, from here on
             trainer.scheduler = recipe.replay_scheduler(args, trainer.optimizer, len(train_loader), trainer.epoch)
         what = f"resuming {args.model} on {args.dataset} after epoch {trainer.epoch}"
+    ranks = f", {world} processes of {args.batch_size // world} images per batch" if world > 1 else ""
     _say(f"{what} ({run['sizes']}, {args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, "
-         f"{args.schedule}) -> {out}")
+         f"{args.schedule}{ranks}) -> {out}")
     start = time.perf_counter()
-    trainer.fit(train_loader, args.epochs, val_loader=run["val_loader"])
+    try:
+        trainer.fit(train_loader, args.epochs, val_loader=run["val_loader"])
+    finally:
+        for callback in trainer.callbacks:  # the TensorBoard writer: flush and close its event file
+            if hasattr(callback, "close"):
+                callback.close()
     stopper = trainer.early_stopping
     if stopper is not None and stopper.stopped_epoch is not None:
         _say(f"early stopping after epoch {stopper.stopped_epoch}: best validation accuracy {stopper.best:.4f} at "
              f"epoch {stopper.best_epoch} (its weights are in {out / BEST})")
-    result = evaluate(trainer.model, run["test_loader"], trainer.loss_fn)
+    result = reduce_eval_result(evaluate(trainer.model, run["test_loader"], trainer.loss_fn))
     _say(f"trained in {time.perf_counter() - start:.1f} s; checkpoint {out / LAST}, history {out / 'history.csv'}")
     _say(f"test accuracy: {result.accuracy:.4f}")
     return 0
@@ -77,27 +88,38 @@ def _build_run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if args.val_split:
         train_set, val_set = recipe.split_train(train_set, args.val_split, args.seed)
     manual_seed(args.seed)
-    model = recipe.build_model(meta)
+    model = parallel.wrap(recipe.build_model(meta))
     shuffle_gen, aug_gen = Generator(args.seed + 1), Generator(args.seed + 2)
-    train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=shuffle_gen,
-                                   transform=recipe.train_transform(meta, args.augment, aug_gen))
-    test_loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
+    train_tf = recipe.train_transform(meta, args.augment, aug_gen)
+    train_loader = parallel.train_loader(train_set, args.batch_size, train_tf, shuffle_gen, args.seed)
+    test_loader = parallel.eval_loader(test_set, recipe.eval_transform(meta))
     val_loader = test_loader
     if val_set is not None:
-        val_loader = data.DataLoader(val_set, batch_size=256, transform=recipe.eval_transform(meta))
+        val_loader = parallel.eval_loader(val_set, recipe.eval_transform(meta))
     stopper = None if args.patience is None else EarlyStopping("val_accuracy", patience=args.patience)
     optimizer = recipe.build_optimizer(args, model)
     scheduler = recipe.build_scheduler(args, optimizer, len(train_loader))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     meta["recipe"] = {k: v for k, v in vars(args).items() if k not in ("func", "option", "debug")}
     meta["recipe"]["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    callbacks: list[Any] = [_print_epoch]
+    if args.tensorboard and is_main_process():  # under mpiexec, rank 0 alone logs
+        from convolve.train import TensorBoard
+
+        callbacks.append(TensorBoard(args.tensorboard, hparams=_tensorboard_hparams(args)))
     trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, early_stopping=stopper,
-                      progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta,
+                      progress=False if args.no_progress else None, callbacks=callbacks, meta=meta,
                       aux_weight=args.aux_weight, clip_grad_norm=args.clip_grad_norm)
     val_note = f" / {len(val_set)} validation" if val_set is not None else ""
     sizes = f"{len(train_set)} train{val_note} / {len(test_set)} test images"
     return {"trainer": trainer, "train_loader": train_loader, "val_loader": val_loader, "test_loader": test_loader,
             "sizes": sizes}
+
+
+def _tensorboard_hparams(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe's flags worth comparing runs by, for TensorBoard's HParams tab."""
+    keys = ("model", "dataset", "epochs", "batch_size", "schedule", "label_smoothing", "augment", "val_split")
+    return {k: getattr(args, k) for k in keys}
 
 
 def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
@@ -192,5 +214,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     return visualize(args)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`convolve export RUN_OR_MODEL --out FILE` (ONNX or safetensors), implemented in `convolve.cli.export`."""
+    from convolve.cli.export import cmd_export as export
+
+    return export(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
-            "visualize": cmd_visualize, "models": cmd_models, "datasets": cmd_datasets}
+            "visualize": cmd_visualize, "export": cmd_export, "models": cmd_models, "datasets": cmd_datasets}

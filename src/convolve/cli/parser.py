@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
+from convolve.cli.export import add_export_parser
 from convolve.cli.visualize import add_visualize_parser
 
 
@@ -109,6 +110,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
                    help="model option, e.g. --option activation=relu (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write TensorBoard logs to DIR (pip install \"convolve[tensorboard]\"; view: tensorboard "
+                        "--logdir DIR)")
 
 
 def build_parser() -> Parser:
@@ -138,6 +142,7 @@ def build_parser() -> Parser:
     p.add_argument("--num-classes", type=positive_int, default=None)
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE", help="model option")
     add_visualize_parser(sub)
+    add_export_parser(sub, positive_int, parse_option)
     sub.add_parser("models", help="list the model zoo", description="List the models `convolve train` knows.")
     sub.add_parser("datasets", help="list the datasets", description="List the datasets `convolve train` knows.")
     return parser

@@ -1,4 +1,5 @@
-"""Training: `fit`/`Trainer` (checkpoints, exact resume, early stopping), `evaluate` and classification metrics."""
+"""Training: `fit`/`Trainer` (checkpoints, exact resume, early stopping, TensorBoard logs), `evaluate` and
+classification metrics."""
 
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
@@ -13,6 +14,7 @@ from convolve.train.metrics import (
     topk_accuracy,
     topk_correct,
 )
+from convolve.train.tensorboard import TensorBoard
 from convolve.train.trainer import BEST, LAST, Trainer, evaluate, fit
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "EvalResult",
     "History",
     "MetricAccumulator",
+    "TensorBoard",
     "Trainer",
     "TrainingWarning",
     "accuracy",
