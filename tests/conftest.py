@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+import convolve as cv
+
 try:
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - threadpoolctl is in the test extra
@@ -20,3 +22,10 @@ def _one_blas_thread() -> Iterator[None]:
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+@pytest.fixture(params=["fast", "reference"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test under each engine (the oracle suites of the op families that have engine kernels use it)."""
+    with cv.use_engine(request.param):
+        yield request.param

@@ -15,10 +15,10 @@ import pytest
 
 import convolve as cv
 from convolve.cli import main
-from convolve.cli.commands import load_model, prepare_image
-from convolve.cli.images import PNG_SIGNATURE, read_image, write_png
 from convolve.data import get_dataset
+from convolve.data.images import PNG_SIGNATURE, read_image, write_png
 from convolve.train import History, load_checkpoint
+from convolve.train.recipe import load_model, prepare_image
 
 
 def run(capsys, *argv):
@@ -61,7 +61,7 @@ def test_train_prints_test_accuracy_last(capsys, tmp_path):
     last = out.strip().splitlines()[-1]
     assert code == 0 and last.startswith("test accuracy: ") and 0.0 <= float(last.split(": ")[1]) <= 1.0
     assert "epoch 1: train loss" in out and "test loss" in out and "(losses with label smoothing 0.1)" in out
-    from convolve.viz.cli import _curve_labels
+    from convolve.cli.visualize import _curve_labels
 
     assert _curve_labels(tmp_path) == ("test", "with label smoothing 0.1")  # the curves say what they measure
 
@@ -187,7 +187,7 @@ def test_listing_commands_and_summary(capsys):
     assert code == 0 and ("61,706" in out or "61706" in out)
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "--label-smoothing" in out
-    code, out, _ = run(capsys, "visualize", "--help")  # wired from convolve.viz.cli
+    code, out, _ = run(capsys, "visualize", "--help")  # wired from convolve.cli.visualize
     assert code == 0 and "filters" in out
 
 

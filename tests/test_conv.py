@@ -10,13 +10,14 @@ from hypothesis import strategies as st
 
 import convolve as cv
 import convolve.nn.functional as F
-from convolve.nn.functional import _im2col
+from convolve.engines import workspace
 from convolve.testing import gradcheck
 from tests.oracle import compare_with_torch
 
 DTYPES = [np.float64, np.float32]
 rng = np.random.default_rng(0)
 SWEEP = settings(max_examples=40, deadline=None)
+pytestmark = pytest.mark.usefixtures("engine")  # the whole oracle suite runs under every engine
 
 
 def _run(ours, theirs, x, w, b, dtype, **kwargs):
@@ -113,7 +114,7 @@ def test_batch_chunking_gives_the_same_result(monkeypatch):
     """A tiny im2col budget forces one chunk per sample; results and gradients must not change."""
     x, w = rng.standard_normal((5, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
     wt = rng.standard_normal((2, 3, 3, 3))
-    monkeypatch.setattr(_im2col, "COLS_BUDGET_BYTES", 1)
+    monkeypatch.setattr(workspace, "COLS_BUDGET_BYTES", 1)
     _run(F.conv2d, TF.conv2d, x, w, None, np.float64, stride=2, padding=1)
     _run(F.conv_transpose2d, TF.conv_transpose2d, x, wt, None, np.float64, stride=2, padding=1)
 

@@ -9,7 +9,7 @@ import torch.nn.functional as TF
 
 import convolve as cv
 import convolve.nn.functional as F
-from convolve.nn.functional._im2col import im2col
+from convolve.nn.functional.conv import im2col
 
 rng = np.random.default_rng(2)
 

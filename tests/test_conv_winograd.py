@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 
 import convolve as cv
 import convolve.nn.functional as F
-from convolve import _threads
-from convolve.nn.functional import _winograd
-from convolve.nn.functional import conv as conv_mod
+from convolve.engines import winograd
+from convolve.engines.gemm_nhwc import GemmConv2d
+from convolve.engines.policy import policy
+from convolve.engines.winograd import WinogradConv2d
+from convolve.nn.functional.conv import Conv2dFunction
 from convolve.testing import gradcheck
+from tests import engine_helpers
 from tests.oracle import compare_with_torch
 
 rng = np.random.default_rng(7)
@@ -25,26 +28,29 @@ SWEEP = settings(max_examples=30, deadline=None)
 
 @contextmanager
 def forced(budget: int | None = None, threads: int | None = None) -> Iterator[list]:
-    """Every ungrouped 3x3 stride-1 layer on the Winograd engine; yields the list of the engine's calls."""
+    """Every ungrouped 3x3 stride-1 layer on the Winograd kernel; yields the list of the kernel's calls."""
     calls: list = []
-    original = conv_mod.winograd_conv
 
-    def counting(*args, **kwargs):
-        calls.append(args[0].shape)
-        return original(*args, **kwargs)
+    class Counting(WinogradConv2d):
+        @staticmethod
+        def fill_forward(x, *args):
+            calls.append(x.shape)
+            WinogradConv2d.fill_forward(x, *args)
 
-    previous = _threads.get_num_threads()
+        @staticmethod
+        def fill_backward(x, grad, *args):
+            calls.append(grad.shape)
+            return WinogradConv2d.fill_backward(x, grad, *args)
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv_mod, "conv_path", lambda c, shape, groups, stride=(1, 1): "gemm")
-        mp.setattr(conv_mod, "WINOGRAD_MIN_CHANNELS", 1)
-        mp.setattr(conv_mod, "winograd_conv", counting)
         if budget is not None:
-            mp.setattr(_winograd, "TILES_BUDGET_BYTES", budget)
-        _threads.set_num_threads(threads or previous)
+            mp.setattr(winograd, "TILES_BUDGET_BYTES", budget)
+        cv.set_num_threads(threads)
         try:
-            yield calls
+            with engine_helpers.forced(Counting, GemmConv2d):
+                yield calls
         finally:
-            _threads.set_num_threads(previous)
+            cv.set_num_threads(None)
 
 
 @st.composite
@@ -76,7 +82,7 @@ def _check(x, w, b, padding, dtype):
 def test_winograd_matches_torch(case):
     with forced() as calls:
         _check(*case)
-    assert len(calls) == 2  # forward, and dX as the Winograd conv of dY
+    assert len(calls) == 2  # forward, and backward (dX as the Winograd conv of dY, dW in the Winograd domain)
 
 
 @settings(max_examples=15, deadline=None)
@@ -111,9 +117,8 @@ def test_winograd_float32_realistic_magnitudes(shape):
 
 
 def _weight_grad(x, weight, gy, dtype, engine):
-    """dW of conv2d(x, weight, padding=1) for upstream gradient gy, in `dtype`, on the 'winograd' or 'gemm' engine."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv_mod, "WINOGRAD_MIN_CHANNELS", 1 if engine == "winograd" else None)
+    """dW of conv2d(x, weight, padding=1) for upstream gradient gy, in `dtype`, on the 'winograd' or 'gemm' kernel."""
+    with engine_helpers.forced(WinogradConv2d if engine == "winograd" else GemmConv2d):
         wt = cv.tensor(weight.astype(dtype), requires_grad=True)
         F.conv2d(cv.tensor(x.astype(dtype)), wt, padding=1).backward(cv.tensor(gy.astype(dtype)))
     return wt.grad.numpy().astype(np.float64)
@@ -148,8 +153,10 @@ def test_winograd_keeps_dtype(dtype):
     (128, (128, 128, 5, 5), 1, (1, 1), (1, 1), False),
     (128, (16, 128, 3, 3), 1, (1, 1), (1, 1), False),
 ])
-def test_selection_rule(monkeypatch, c, weight_shape, groups, stride, dilation, expected):
-    monkeypatch.setattr(conv_mod, "WINOGRAD_MIN_CHANNELS", 128)
-    assert conv_mod.use_winograd(c, weight_shape, groups, stride, dilation) == expected
-    monkeypatch.setattr(conv_mod, "WINOGRAD_MIN_CHANNELS", None)
-    assert not conv_mod.use_winograd(c, weight_shape, groups, stride, dilation)
+def test_selection_rule(c, weight_shape, groups, stride, dilation, expected):
+    x, w = np.empty((1, c, 8, 8)), np.empty(weight_shape)
+    kwargs = dict(stride=stride, padding=((1, 1), (1, 1)), dilation=dilation, groups=groups)
+    with cv.use_engine("fast"):
+        assert (policy.select(Conv2dFunction, x, w, None, **kwargs) is WinogradConv2d) == expected
+    with cv.use_engine("reference"):
+        assert policy.select(Conv2dFunction, x, w, None, **kwargs) is Conv2dFunction

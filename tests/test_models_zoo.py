@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import convolve as cv
 import convolve.models as M
 from convolve.inspect import summary
 from tests.model_helpers import n_params, one_blas_thread  # noqa: F401 (autouse fixture)
@@ -80,6 +81,30 @@ def test_zoo_model(name: str) -> None:
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"{name}: no gradient for {missing[:5]}"
     assert all(np.isfinite(p.grad.numpy()).all() for p in model.parameters())
+    _forward_backward_on_the_reference_engine(name, model)
+
+
+# Small inputs each model accepts, for the (slower, unchunked) reference engine (AlexNet and ZFNet have fixed-size
+# classifiers: their native size). Inception v2/v3's aux heads need the native size in training mode, so those
+# two run in eval mode there.
+REFERENCE_SIZES = {"alexnet": 227, "alexnet_torchvision": 96, "zfnet": 224, "inception_v2": 75, "inception_v3": 75}
+EVAL_ONLY = ("inception_v2", "inception_v3")
+
+
+def _forward_backward_on_the_reference_engine(name: str, model) -> None:
+    """The plain reference ops run the model too: batch 2 at a small input, every parameter gets a gradient."""
+    c, h, _ = model.input_size
+    size = REFERENCE_SIZES.get(name, min(h, 32 if name.startswith("vgg") else 64))
+    model.zero_grad()
+    model.train(name not in EVAL_ONLY)
+    x = cv.tensor(np.random.default_rng(0).standard_normal((2, c, size, size)).astype(np.float32))
+    with cv.use_engine("reference"):
+        out = model(x)
+        outputs = out if isinstance(out, tuple) else (out,)
+        sum(o.sum() for o in outputs).backward()
+    assert outputs[0].shape == (2, M.model_spec(name).num_classes)
+    assert all(p.grad is not None and np.isfinite(p.grad.numpy()).all() for p in model.parameters()
+               if not (name in EVAL_ONLY and p.grad is None))
 
 
 def test_aux_heads_are_trained_only() -> None:

@@ -250,7 +250,7 @@ def test_progress_bar_shows_metrics(monkeypatch):
 
 
 def test_seeded_runs_identical_with_threaded_convolutions():
-    from convolve import _threads, models
+    from convolve import models
 
     def run():
         cv.manual_seed(0)
@@ -265,10 +265,10 @@ def test_seeded_runs_identical_with_threaded_convolutions():
             optimizer.step()
         return weights(model)
 
-    _threads.set_num_threads(2)
+    cv.set_num_threads(2)
     try:
         runs = [run() for _ in range(3)]
     finally:
-        _threads.set_num_threads(None)
+        cv.set_num_threads(None)
     assert_same_weights(runs[0], runs[1])
     assert_same_weights(runs[0], runs[2])

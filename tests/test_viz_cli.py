@@ -10,10 +10,10 @@ import pytest
 
 import convolve as cv
 from convolve import models
-from convolve.cli.images import write_png
 from convolve.cli.parser import Parser, UsageError
+from convolve.cli.visualize import add_visualize_parser, cmd_visualize
+from convolve.data.images import write_png
 from convolve.train import History, save_checkpoint
-from convolve.viz.cli import add_visualize_parser, cmd_visualize
 
 pytest.importorskip("matplotlib")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -116,8 +116,8 @@ def test_parser_is_added_as_a_subcommand():
 
 
 def test_default_layer_skips_1x1_maps_and_main_reports_errors_in_one_line(tmp_path, capsys):
-    """LeNet-5's c5 has 1x1 maps: Grad-CAM defaults to act3 (the ReLU after c3); `main` errors: one line, 1 or 2."""
-    from convolve.viz.cli import main
+    """LeNet-5's c5 has 1x1 maps: Grad-CAM defaults to act3 (the ReLU after c3); `convolve` errors: one line, 1 or 2."""
+    from convolve.cli import main
 
     cv.manual_seed(0)
     meta = {"model": "lenet5", "model_options": {}, "num_classes": 10, "dataset": "digits",

@@ -35,10 +35,11 @@ from convolve._tensor_methods import sort_fn as sort
 from convolve._tensor_methods import split_fn as split
 from convolve._tensor_methods import std_fn as std
 from convolve._tensor_methods import topk_fn as topk
-from convolve._threads import get_num_threads, set_num_threads
 from convolve.autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from convolve.backend import get_default_dtype, set_default_dtype
 from convolve.device import device
+from convolve.engines import get_engine, use_engine
+from convolve.engines.workspace import get_num_threads, set_num_threads
 from convolve.factory import (
     arange,
     from_numpy,
@@ -153,6 +154,7 @@ __all__ = [
     "full_like",
     "gather",
     "get_default_dtype",
+    "get_engine",
     "get_num_threads",
     "half",
     "inference_mode",
@@ -216,6 +218,7 @@ __all__ = [
     "transpose",
     "uint8",
     "unsqueeze",
+    "use_engine",
     "utils",
     "var",
     "where",

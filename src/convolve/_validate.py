@@ -44,7 +44,8 @@ def ntuple(value: Any, n: int, name: str, fn: str) -> tuple[int, ...]:
     """An int, or a sequence of `n` ints, as a tuple of `n` ints."""
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
         return (int(value),) * n
-    if isinstance(value, tuple | list) and len(value) == n and all(isinstance(v, int | np.integer) for v in value):
+    if isinstance(value, tuple | list) and len(value) == n and all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value):
         return tuple(int(v) for v in value)
     raise ValueError(f"{fn}: `{name}` must be an int or a tuple of {n} ints, got {value!r}")
 

@@ -1,4 +1,5 @@
-"""The one array seam: every op asks `array_module(x)` for its array library (NumPy today)."""
+"""Dtype defaults and conversion to NumPy. The ops are written against NumPy directly: another array library
+(a GPU one) would come in as an engine (`convolve/engines/`), not through a per-op array-module switch."""
 
 from __future__ import annotations
 
@@ -8,17 +9,6 @@ import numpy as np
 
 _DEFAULT_DTYPE: np.dtype = np.dtype(np.float32)
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-
-
-def array_module(*arrays: Any) -> Any:
-    """Return the array namespace for `arrays` (NumPy; CuPy arrays would return CuPy)."""
-    for a in arrays:
-        mod = type(a).__module__
-        if mod.startswith("cupy"):  # pragma: no cover - no GPU here
-            import cupy
-
-            return cupy
-    return np
 
 
 def get_default_dtype() -> np.dtype:

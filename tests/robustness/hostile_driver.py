@@ -18,8 +18,8 @@ ROOT, LIMIT, SECONDS = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
 
 import convolve as cv  # noqa: E402 (after the memory limit)
-from convolve.cli.images import read_image  # noqa: E402
 from convolve.data import CIFAR10, MNIST  # noqa: E402
+from convolve.data.images import read_image  # noqa: E402
 
 CASES = {
     "cifar_shared_nested_labels": lambda: CIFAR10(ROOT / "cifar_shared", train=False),

@@ -13,8 +13,8 @@ import pytest
 
 from convolve import _atomic
 from convolve.cli import main
-from convolve.cli.images import write_png
 from convolve.data.idx import write_idx
+from convolve.data.images import write_png
 from convolve.train import History, load_checkpoint
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -256,7 +256,7 @@ def test_early_stopping_min_delta_must_be_finite():
 
 
 def test_ascii_pgm_with_more_samples_than_declared_is_refused(tmp_path):
-    from convolve.cli.images import read_image
+    from convolve.data.images import read_image
 
     (tmp_path / "x.pgm").write_bytes(b"P2\n2 2\n255\n" + b"1 " * 100_000)
     with pytest.raises(ValueError, match="more than the 4 samples its header declares"):

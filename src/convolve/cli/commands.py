@@ -12,12 +12,13 @@ import numpy as np
 from convolve import data, models, nn
 from convolve._atomic import ensure_writable_dir
 from convolve.autograd import no_grad
-from convolve.cli import parallel, recipe, resume
-from convolve.cli.images import read_image
+from convolve.cli import parallel, resume
+from convolve.data.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
-from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, model_files
+from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, model_files, recipe
 from convolve.train.ranks import is_main_process, reduce_eval_result
+from convolve.train.recipe import prepare_image
 
 
 def _say(text: str) -> None:
@@ -176,29 +177,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.ndarray:
-    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape when
-    the checkpoint records it."""
-    ih, iw, ic = image.shape
-    if meta["image_shape"] is not None:
-        c, h, w = meta["image_shape"]
-        _, mh, mw = meta["input_size"]
-        if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
-            sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
-            raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} "
-                             f"({meta['dataset']}), got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
-    x = image.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
-    if meta["image_shape"] is not None and (ih, iw) != tuple(meta["input_size"][1:]):
-        p = meta["pad"]
-        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
-    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-        raise ValueError(f"the checkpoint's normalization is unusable (mean {meta['mean']}, std {meta['std']}: "
-                         f"every std must be a finite number > 0)")
-    return (x - mean) / std
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print the most probable class(es) and probability for each image."""
     model, meta = model_and_meta(args)
@@ -258,8 +236,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
-    """`convolve visualize VIEW ...`, implemented in `convolve.viz.cli` (needs matplotlib)."""
-    from convolve.viz.cli import cmd_visualize as visualize
+    """`convolve visualize VIEW ...`, wired in `convolve.cli.visualize` (needs matplotlib)."""
+    from convolve.cli.visualize import cmd_visualize as visualize
 
     return visualize(args)
 

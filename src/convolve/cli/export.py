@@ -34,7 +34,7 @@ def add_export_parser(sub: argparse._SubParsersAction, positive_int: Any, parse_
 def _source_model(args: argparse.Namespace) -> tuple[Any, tuple[int, ...], dict[str, str]]:
     """(model in eval mode, input size (C, H, W), safetensors metadata) from a run or a zoo name."""
     if Path(args.source).exists():
-        from convolve.cli.commands import load_model
+        from convolve.train.model_files import load_model
 
         model, meta = load_model(args.source)
         size = tuple(meta["input_size"])

@@ -1,4 +1,4 @@
-"""The `convolve` argument parser: train, evaluate, predict, summary, visualize (from `convolve.viz.cli`), models,
+"""The `convolve` argument parser: train, evaluate, predict, summary, visualize (`visualize.py`), models,
 datasets."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from typing import Any, NoReturn
 
 from convolve import __version__
 from convolve.cli.export import add_export_parser
-from convolve.cli.recipe import parse_option
-from convolve.viz.cli import CHECKPOINT_HELP, add_own_model_arguments, add_visualize_parser
+from convolve.cli.visualize import CHECKPOINT_HELP, add_own_model_arguments, add_visualize_parser
 
 
 class UsageError(Exception):
@@ -21,6 +20,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """'key=value' -> (key, value) with value as int, float, bool, None or str (for --option)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    if lowered == "none":
+        return key, None
+    for cast in (int, float):
+        try:
+            return key, cast(raw)
+        except ValueError:
+            pass
+    return key, raw
 
 
 def positive_int(text: str) -> int:

@@ -12,8 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from convolve.cli import recipe
-from convolve.train import LAST, load_checkpoint
+from convolve.train import LAST, load_checkpoint, recipe
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "dataset": "digits", "batch_size": 64, "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from convolve import nn
+from convolve.nn.functional.geometry import same_padding, sliding_output_size, transposed_output_size
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,7 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilat
 
     With `ceil_mode` the last window must start inside the input or the left padding, as in PyTorch.
     """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1  # how far the first window may travel
-    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
+    out = sliding_output_size(size, kernel, stride, padding, dilation, ceil_mode)
     if out < 1:
         raise ValueError(f"output_size: the dilated kernel ({dilation * (kernel - 1) + 1}) is larger than the "
                          f"padded input ({size + 2 * padding})")
@@ -153,7 +151,7 @@ def module_windows(module: Any, in_spatial: Sequence[int]) -> tuple[Window, ...]
     pad = getattr(module, "padding", 0)
     if pad == "valid":
         pad = 0
-    ps = tuple(d * (k - 1) // 2 for k, d in zip(ks, ds)) if pad == "same" else _tuple(pad, nd)
+    ps = tuple(lo for lo, _ in same_padding(ks, ds)) if pad == "same" else _tuple(pad, nd)
     return tuple(Window(k, s, p, d) for k, s, p, d in zip(ks, ss, ps, ds))
 
 
@@ -176,7 +174,7 @@ def infer_output_shape(module: Any, input_shape: Sequence[int]) -> tuple[int, ..
         out = tuple(n if o is None else o for n, o in zip(spatial, _tuple(module.output_size, nd)))
         return (*lead, channels, *out)
     if isinstance(module, nn.ConvTranspose2d):
-        out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, d, op in zip(
+        out = tuple(transposed_output_size(n, k, s, p, op, d) for n, k, s, p, d, op in zip(
             spatial, module.kernel_size, module.stride, module.padding, module.dilation, module.output_padding))
         return (*lead, channels, *out)
     if getattr(module, "padding", None) == "same":  # total padding d(k-1), the odd pixel at the end

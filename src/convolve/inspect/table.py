@@ -1,13 +1,66 @@
-"""The text table of a `ModelSummary` (what `print(summary(...))` and `convolve summary MODEL` show)."""
+"""What `summary()` records (`LayerRow`, `ModelSummary`) and its text table (`print(summary(...))`,
+`convolve summary MODEL`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
 
 from convolve.inspect.geometry import AxisField
 
-if TYPE_CHECKING:
-    from convolve.inspect.summary import LayerRow, ModelSummary
+Fields = tuple[AxisField, ...]  # one per spatial axis (H, W)
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """What one call of one leaf layer did in the recorded forward pass (shapes include the batch)."""
+
+    name: str
+    type: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]  # recorded by the forward hook
+    claimed_shape: tuple[int, ...] | None  # predicted from the layer's arguments (None: no rule for it)
+    params: int  # counted on a module's first call only (re-used modules, e.g. a block's ReLU, show 0 after)
+    trainable: int
+    unshared_params: int  # a locally connected layer of the same geometry (conv); = params otherwise
+    macs: int  # multiply-accumulates for the whole batch
+    flops: int  # 2 x macs
+    activation_bytes: int  # output elements x itemsize, whole batch
+    receptive_field: Fields | None  # per spatial axis; None when the input's field is unknown
+    call: int = 1  # 1, 2, ... for repeated calls of the same module
+
+
+@dataclass
+class ModelSummary:
+    """Rows and totals of `summary()`; `str()` is the printed table."""
+
+    model: str
+    input_shape: tuple[int, ...]  # (N, C, H, W) fed to the model
+    dtype: str
+    rows: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    total_macs: int
+    total_flops: int
+    activation_bytes: int  # sum of the layers' outputs
+    input_bytes: int
+    param_bytes: int
+    output: Any = field(default=None, repr=False, compare=False)  # the model's output (graph kept for backward)
+
+    @property
+    def activation_elements(self) -> int:
+        """Sum of the layers' output elements (whole batch)."""
+        return sum(int(np.prod(r.output_shape)) for r in self.rows)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """The rows as plain dicts (for JSON/CSV export)."""
+        return [asdict(r) for r in self.rows]
+
+    def __str__(self) -> str:
+        return format_summary(self)
+
 
 HEADERS = ("Layer", "Type", "Output shape", "Params", "Unshared", "MACs", "FLOPs", "Memory", "RF", "Jump", "Start")
 

@@ -1,8 +1,8 @@
 """Convolution layers `Conv1d`, `Conv2d`, `ConvTranspose2d`: argument checks, parameters, PyTorch's init.
 
-Padding modes other than 'zeros' (and 'same' padding that must be uneven, i.e. an even effective kernel) are
-done as PyTorch does: `F.pad` the input explicitly, then convolve with padding 0. For an even kernel 'same'
-puts the extra pixel at the end (bottom/right), as PyTorch and TensorFlow.
+Padding modes other than 'zeros' are done as PyTorch does: `F.pad` the input explicitly, then convolve with
+padding 0. Zero padding, even uneven (the 'same' padding of an even effective kernel puts the extra pixel at the
+end, bottom/right, as PyTorch and TensorFlow), is passed to the convolution as (before, after) pairs.
 """
 
 from __future__ import annotations
@@ -13,10 +13,16 @@ from typing import Any
 import numpy as np
 
 import convolve.nn.functional as F
-from convolve._validate import check_non_negative, check_positive, ntuple
 from convolve.backend import get_default_dtype
 from convolve.nn import init
 from convolve.nn._checks import check_count
+from convolve.nn.functional.geometry import (
+    check_channels,
+    int_tuple,
+    parse_padding,
+    transposed_output_size,
+    transposed_paddings,
+)
 from convolve.nn.module import Module
 from convolve.nn.parameter import Parameter
 from convolve.tensor import Tensor
@@ -35,29 +41,24 @@ class _ConvNd(Module):
         fn = type(self).__name__
         self.in_channels = check_count(in_channels, "in_channels", fn)
         self.out_channels = check_count(out_channels, "out_channels", fn)
-        self.groups = check_count(groups, "groups", fn)
-        if in_channels % groups:
-            raise ValueError(f"{fn}: `in_channels` (={in_channels}) must be divisible by `groups` (={groups})")
-        if out_channels % groups:
-            raise ValueError(f"{fn}: `out_channels` (={out_channels}) must be divisible by `groups` (={groups})")
+        self.groups = check_channels(fn, self.in_channels, self.out_channels, groups)
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"{fn}: `padding_mode` must be one of {PADDING_MODES}, got {padding_mode!r}")
-        self.kernel_size = ntuple(kernel_size, nd, "kernel_size", fn)
-        self.stride = ntuple(stride, nd, "stride", fn)
-        self.dilation = ntuple(dilation, nd, "dilation", fn)
-        self.output_padding = ntuple(output_padding, nd, "output_padding", fn)
-        for name in ("kernel_size", "stride", "dilation"):
-            check_positive(getattr(self, name), name, fn)
-        check_non_negative(self.output_padding, "output_padding", fn)
-        self.padding = self._check_padding(padding, nd, fn)
+        self.kernel_size = int_tuple(kernel_size, nd, "kernel_size", fn)
+        self.stride = int_tuple(stride, nd, "stride", fn)
+        self.dilation = int_tuple(dilation, nd, "dilation", fn)
+        pairs = parse_padding(fn, padding, self.kernel_size, self.stride, self.dilation)  # the functional's rule
+        if transposed:
+            self.padding, self.output_padding = transposed_paddings(fn, padding, output_padding, self.stride,
+                                                                    self.dilation, nd)
+        else:
+            symmetric = all(lo == hi for lo, hi in pairs)
+            self.padding = padding if isinstance(padding, str) else tuple(lo if symmetric else (lo, hi)
+                                                                           for lo, hi in pairs)
+            self.output_padding = int_tuple(output_padding, nd, "output_padding", fn, minimum=0)
         self.transposed = transposed
         self.padding_mode = padding_mode
         # F.pad order: last dim first, (left, right) per dim; 'same' puts the odd pixel at the end
-        totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-        if isinstance(self.padding, str):
-            pairs = [(t // 2, t - t // 2) if self.padding == "same" else (0, 0) for t in totals]
-        else:
-            pairs = [(p, p) for p in self.padding]
         self._reversed_padding_repeated_twice = tuple(v for pair in reversed(pairs) for v in pair)
         dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
         shape = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
@@ -68,18 +69,6 @@ class _ConvNd(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def _check_padding(self, padding: Any, nd: int, fn: str) -> Any:
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"{fn}: string `padding` must be 'same' or 'valid', got {padding!r}")
-            if padding == "same" and any(s != 1 for s in self.stride):
-                raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions "
-                                 f"(stride={self.stride}); use an explicit padding")
-            return padding
-        pad = ntuple(padding, nd, "padding", fn)
-        check_non_negative(pad, "padding", fn)
-        return pad
-
     def reset_parameters(self, generator: Any = None) -> None:
         """PyTorch's default: weight kaiming_uniform_(a=sqrt(5)), i.e. U(+-1/sqrt(fan_in)); bias U(+-1/sqrt(fan_in))."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
@@ -89,11 +78,10 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def _pad_input(self, input: Tensor) -> tuple[Tensor, Any]:
-        """The input, explicitly padded when needed, and the padding to pass to the conv op."""
+        """The input, explicitly padded for non-zero modes, and the padding to pass to the conv op."""
         pads = self._reversed_padding_repeated_twice
-        symmetric = all(pads[i] == pads[i + 1] for i in range(0, len(pads), 2))
-        if self.padding_mode == "zeros" and symmetric:
-            return input, tuple(pads[-2::-2])  # the left pads, first spatial dim first
+        if self.padding_mode == "zeros":  # (before, after) per spatial dim, first dim first; may be uneven ('same')
+            return input, tuple((pads[i], pads[i + 1]) for i in range(len(pads) - 2, -1, -2))
         return F.pad(input, pads, mode=_F_MODE[self.padding_mode]), 0
 
     def extra_repr(self) -> str:
@@ -157,10 +145,6 @@ class ConvTranspose2d(_ConvNd):
             raise ValueError(f"ConvTranspose2d: `padding` must be an int or a tuple of 2 ints, got {padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, True, output_padding,
                          groups, bias, padding_mode, nd=2, dtype=dtype)
-        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
-            if op >= max(s, d):
-                raise ValueError(f"ConvTranspose2d: `output_padding` {self.output_padding} must be smaller than "
-                                 f"either `stride` {self.stride} or `dilation` {self.dilation}")
 
     def _output_padding(self, input: Tensor, output_size: Any) -> tuple[int, ...]:
         """output_padding that yields `output_size` (H, W) (or (..., H, W)); PyTorch's `output_size=` argument."""
@@ -169,8 +153,8 @@ class ConvTranspose2d(_ConvNd):
         size = tuple(int(s) for s in output_size)[-2:]
         result = []
         for i, want in enumerate(size):
-            base = ((input.shape[-2 + i] - 1) * self.stride[i] - 2 * self.padding[i]
-                    + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            base = transposed_output_size(input.shape[-2 + i], self.kernel_size[i], self.stride[i],
+                                          self.padding[i], 0, self.dilation[i])
             extra = want - base
             if not 0 <= extra < max(self.stride[i], self.dilation[i]):
                 raise ValueError(f"ConvTranspose2d: requested `output_size` {size} is not reachable; dim {i} must "

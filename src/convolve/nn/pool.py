@@ -1,7 +1,8 @@
 """Pooling layers: MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d (no parameters).
 
 Arguments are stored as given (an int stays an int), as PyTorch does, except AvgPool1d which stores 1-tuples
-like PyTorch. Output size per dim: floor((in + 2p - d(k-1) - 1) / s) + 1, or ceil with `ceil_mode=True`.
+like PyTorch. Each layer checks its arguments at construction with the functional's own rule and message
+(`nn.functional.geometry`); output sizes follow `geometry.sliding_output_size` (floor, or ceil with `ceil_mode`).
 """
 
 from __future__ import annotations
@@ -9,25 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import convolve.nn.functional as F
-from convolve._validate import check_non_negative, check_positive, ntuple
+from convolve.nn.functional.geometry import adaptive_output_size, int_tuple, window_args
+from convolve.nn.functional.pool import check_divisor_override
 from convolve.nn.module import Module
 from convolve.tensor import Tensor
-
-
-def _check_pool(fn: str, nd: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> None:
-    """Positive kernel/stride/dilation; 0 <= padding <= half the effective kernel (PyTorch's rule)."""
-    k = ntuple(kernel_size, nd, "kernel_size", fn)
-    s = ntuple(stride, nd, "stride", fn)
-    d = ntuple(dilation, nd, "dilation", fn)
-    p = ntuple(padding, nd, "padding", fn)
-    check_positive(k, "kernel_size", fn)
-    check_positive(s, "stride", fn)
-    check_positive(d, "dilation", fn)
-    check_non_negative(p, "padding", fn)
-    for pi, ki, di in zip(p, k, d):
-        if 2 * pi > di * (ki - 1) + 1:
-            raise ValueError(f"{fn}: `padding` {padding} must be at most half of the effective kernel size "
-                             f"{tuple(di * (kk - 1) + 1 for kk, di in zip(k, d))}")
 
 
 class _PoolNd(Module):
@@ -41,7 +27,7 @@ class _PoolNd(Module):
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
         self.ceil_mode = ceil_mode
-        _check_pool(type(self).__name__, self.nd, kernel_size, self.stride, padding, dilation)
+        window_args(type(self).__name__, self.nd, kernel_size, self.stride, padding, dilation)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -89,9 +75,9 @@ class AvgPool1d(_PoolNd):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                  count_include_pad: bool = True) -> None:
         fn = "AvgPool1d"
-        super().__init__(ntuple(kernel_size, 1, "kernel_size", fn),
-                         ntuple(stride if stride is not None else kernel_size, 1, "stride", fn),
-                         ntuple(padding, 1, "padding", fn), ceil_mode)  # 1-tuples, as PyTorch stores them
+        super().__init__(int_tuple(kernel_size, 1, "kernel_size", fn),
+                         int_tuple(stride if stride is not None else kernel_size, 1, "stride", fn),
+                         int_tuple(padding, 1, "padding", fn, minimum=0), ceil_mode)  # 1-tuples, as PyTorch
         self.count_include_pad = count_include_pad
 
     def forward(self, input: Tensor) -> Tensor:
@@ -107,9 +93,7 @@ class AvgPool2d(_PoolNd):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
-        if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
-                divisor_override, int) or divisor_override < 1):
-            raise ValueError(f"AvgPool2d: `divisor_override` must be a positive int or None, got {divisor_override!r}")
+        check_divisor_override("AvgPool2d", divisor_override)
 
     def forward(self, input: Tensor) -> Tensor:
         kw = {} if self.divisor_override is None else {"divisor_override": self.divisor_override}
@@ -118,14 +102,8 @@ class AvgPool2d(_PoolNd):
 
 
 def _check_output_size(output_size: Any, fn: str) -> Any:
-    """An int, or a pair of ints/None (None keeps that input size), each >= 1."""
-    items = output_size if isinstance(output_size, tuple | list) else (output_size, output_size)
-    ok = len(items) == 2 and all(
-        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1) for v in items
-    )
-    if not ok:
-        raise ValueError(f"{fn}: `output_size` must be a positive int or a pair of positive ints/None, "
-                         f"got {output_size!r}")
+    """An int, or a pair of ints/None (None keeps that input size), each >= 1: the functional's rule."""
+    adaptive_output_size(fn, output_size, 2)
     return tuple(output_size) if isinstance(output_size, list) else output_size
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from convolve.nn.functional._pool_windows import adaptive_bins, avg_divisor, bin_matrix, pool_output_size, right_padding
+from convolve.nn.functional._pool_windows import avg_divisor, bin_matrix
+from convolve.nn.functional.geometry import adaptive_bins, right_padding, sliding_output_size
 from convolve.onnx.graph import Emitter
 
 
@@ -75,7 +76,7 @@ def avg_pool(e: Emitter) -> str:
     override, include_pad = e.kw["divisor_override"], bool(e.kw["count_include_pad"])
     size = e.shape(0)[-2:]
     attrs: dict[str, Any] = {"kernel_shape": list(kernel), "strides": list(stride)}
-    floor = tuple(pool_output_size(size[i], kernel[i], stride[i], padding[i], 1, False) for i in range(2))
+    floor = tuple(sliding_output_size(size[i], kernel[i], stride[i], padding[i], 1, False) for i in range(2))
     if override is None and floor == tuple(out):
         return _nchw(e, lambda x: e.op("AveragePool", [x], pads=[*padding, *padding],
                                         count_include_pad=int(include_pad), **attrs))

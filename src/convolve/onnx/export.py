@@ -84,7 +84,8 @@ def _parameter_keys(model: Any) -> dict[int, str]:
 
 
 def _convert(graph: Graph, step: Step) -> None:
-    converter = CONVERTERS.get(step.fn)
+    # an engine kernel (GemmConv2d, ChunkedBatchNorm, ...) subclasses its reference Function: convert as that
+    converter = next((CONVERTERS[cls] for cls in step.fn.__mro__ if cls in CONVERTERS), None)
     emitter = Emitter(graph, step)
     if converter is None:
         raise emitter.fail("no ONNX converter for this op (see convolve/onnx/ops.py)")

@@ -9,7 +9,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from convolve.optim.lr_scheduler import LRScheduler, _check_optimizer, _per_group
+from convolve.optim._scheduler_base import LRScheduler, _check_optimizer, _per_group
 from convolve.optim.optimizer import Optimizer
 
 

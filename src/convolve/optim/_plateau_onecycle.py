@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from convolve.optim.lr_scheduler import LRScheduler, _check_optimizer, _check_positive_int, _per_group
+from convolve.optim._scheduler_base import LRScheduler, _check_optimizer, _check_positive_int, _per_group
 from convolve.optim.optimizer import Optimizer
 
 

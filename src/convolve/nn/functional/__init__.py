@@ -1,6 +1,8 @@
 """Stateless differentiable ops with PyTorch's names and signatures (`import convolve.nn.functional as F`).
 
-One family per file; each op is a `Function` subclass with `forward` and `backward` side by side.
+One family per file; each op is a `Function` subclass with `forward` and `backward` side by side: the plain
+reference implementation. Faster kernels for some of them live in `convolve.engines` and are picked per call by
+the engine policy (`convolve.use_engine`). Sizes and argument rules of every windowed op: `geometry.py`.
 """
 
 from convolve import _missing

@@ -1,4 +1,4 @@
-"""Pooling helpers: argument checks, output sizes (PyTorch's ceil_mode rule), padding, window slices, bins."""
+"""Pooling helpers: the input check, padding, window slices, divisors and adaptive-bin sums (sizes: geometry.py)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from convolve._validate import check_float, check_ndim, check_non_negative, check_not_empty, check_positive, ntuple
-from convolve.tensor import Tensor
+from convolve._validate import check_float, check_ndim, check_not_empty
+from convolve.nn.functional.geometry import adaptive_bins
 
 Pair = tuple[int, int]
-
-
-def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
-    """Number of windows along one axis, as PyTorch: floor (or ceil) of (L + 2P - D(K-1) - 1) / S, plus 1.
-
-    With `ceil_mode` the last window must still start inside the input or its left padding.
-    """
-    numerator = size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
-    out = numerator // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
-
-
-def right_padding(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int) -> int:
-    """Padding needed after the input so that all `out` windows fit (ceil_mode windows may pass the padding)."""
-    needed = (out - 1) * stride + dilation * (kernel - 1) + 1
-    return max(needed - size - padding, 0)
 
 
 def pad_last2(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], value: float) -> np.ndarray:
@@ -65,14 +47,6 @@ def avg_divisor(size: int, kernel: int, stride: int, padding: int, out: int) -> 
     return with_pad, valid
 
 
-def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Adaptive pooling bins along one axis: start = floor(i*L/out), end = ceil((i+1)*L/out). # (out,), (out,)"""
-    i = np.arange(out)
-    starts = (i * size) // out
-    ends = -((-(i + 1) * size) // out)
-    return starts, ends
-
-
 def bin_matrix(size: int, out: int, dtype: np.dtype) -> np.ndarray:
     """0/1 matrix whose row i selects bin i of the adaptive bins. # (out, size)"""
     starts, ends = adaptive_bins(size, out)
@@ -86,7 +60,6 @@ def contract_axis(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
     flat = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])  # (rest, L)
     res = (flat @ m.T).reshape((*moved.shape[:-1], m.shape[0]))  # (..., out)
     return np.moveaxis(res, -1, axis)
-
 
 
 def bin_sum(x: np.ndarray, bins: np.ndarray, axis: int) -> np.ndarray:
@@ -119,55 +92,3 @@ def check_input(input: Any, fn: str, dims: int) -> None:
     check_float(input, "input", fn)
     check_ndim(input, (dims + 1, dims + 2), "input", fn, _LAYOUT[dims])
     check_not_empty(input, "input", fn)
-
-
-def window_args(fn: str, dims: int, kernel_size: Any, stride: Any, padding: Any,
-                 dilation: Any) -> tuple[tuple[int, ...], ...]:
-    """kernel, stride (default: kernel), padding, dilation as `dims`-tuples, checked as PyTorch does."""
-    kernel = ntuple(kernel_size, dims, "kernel_size", fn)
-    check_positive(kernel, "kernel_size", fn)
-    strides = kernel if stride is None else ntuple(stride, dims, "stride", fn)
-    check_positive(strides, "stride", fn)
-    pads = ntuple(padding, dims, "padding", fn)
-    check_non_negative(pads, "padding", fn)
-    dilations = ntuple(dilation, dims, "dilation", fn)
-    check_positive(dilations, "dilation", fn)
-    if any(p > k // 2 for p, k in zip(pads, kernel)):
-        raise ValueError(f"{fn}: `padding` must be at most half of `kernel_size` (padding <= kernel_size // 2), "
-                         f"got padding={_show(pads)} and kernel_size={_show(kernel)}")
-    return kernel, strides, pads, dilations
-
-
-def _show(values: tuple[int, ...]) -> Any:
-    return values[0] if len(values) == 1 else values
-
-
-def pooled_size(fn: str, input: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
-                 dilation: tuple[int, ...], ceil_mode: bool) -> tuple[int, ...]:
-    """Windows per spatial axis; an error in PyTorch's words when an axis would have none."""
-    dims = len(kernel)
-    sizes = input.shape[-dims:]
-    out = tuple(pool_output_size(*args, ceil_mode) for args in zip(sizes, kernel, stride, padding, dilation))
-    if any(o < 1 for o in out):
-        channels = input.shape[-dims - 1]
-        given, calc = "x".join(map(str, (channels, *sizes))), "x".join(map(str, (channels, *out)))
-        raise ValueError(f"{fn}: Given input size: ({given}). Calculated output size: ({calc}). Output size is too "
-                         f"small (kernel_size={_show(kernel)}, stride={_show(stride)}, padding={_show(padding)}, "
-                         f"dilation={_show(dilation)}, ceil_mode={ceil_mode})")
-    return out
-
-
-def adaptive_size(fn: str, input: Tensor, output_size: Any, dims: int) -> Pair:
-    """output_size as a (oh, ow) pair; None keeps that input dimension (2-D only, as PyTorch)."""
-    items = output_size if isinstance(output_size, tuple | list) else (output_size,) * dims
-    ok = len(items) == dims and all(
-        (v is None and dims == 2) or (isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1)
-        for v in items
-    )
-    if not ok:
-        keep = " (None keeps that input dimension)" if dims == 2 else ""
-        raise ValueError(f"{fn}: `output_size` must be a positive int or a tuple of {dims} positive ints{keep}, "
-                         f"got {output_size!r}")
-    sizes = input.shape[-dims:]
-    out = tuple(int(s if v is None else v) for v, s in zip(items, sizes))
-    return (1, out[0]) if dims == 1 else (out[0], out[1])

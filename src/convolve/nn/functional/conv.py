@@ -1,4 +1,4 @@
-"""Convolutions: conv1d, conv2d and their transposes, as im2col + GEMM with hand-written backward passes.
+"""Convolutions: conv1d, conv2d and their transposes, the reference: im2col + GEMM, col2im, flipped filters.
 
 What deep learning calls "convolution" is cross-correlation: the filter is slid over the input *without*
 being flipped,
@@ -6,28 +6,22 @@ being flipped,
     y[n, k, oy, ox] = b[k] + sum_{c, i, j} w[k, c, i, j] * x_pad[n, c, oy*S + i*D, ox*S + j*D].
 
 im2col copies every receptive field into one row of a matrix (N*oh*ow, C*kh*kw); the convolution is then one
-GEMM with the weights seen as a (K, C*kh*kw) matrix (one GEMM per group). The backward pass is two more GEMMs:
+GEMM with the weights seen as a (K, C*kh*kw) matrix (one GEMM per group). The backward pass:
 
-* weight gradient  dW = dY^T @ cols: the correlation of the input with the output gradient;
-* input gradient   dcols = dY @ W, then col2im sums each column entry back onto the pixel it came from.
-  Written per pixel this is a *full* convolution of dY (zero-dilated by the stride) with the spatially
-  flipped filters, the lecture's "backward pass of a convolution is a convolution with flipped filters";
-  col2im computes exactly that sum without materialising the flipped kernel.
+* bias gradient    db = sum of dY over the batch and every position;
+* weight gradient  dW = dY^T @ cols: the correlation of the input with the output gradient (one GEMM per group);
+* input gradient   the *full* convolution of dY, zero-dilated by the stride, with the spatially flipped filters
+  (in and out channels swapped): the lecture's "the backward pass of a convolution is a convolution with flipped
+  filters", computed by the same im2col + GEMM as the forward pass.
 
 A transposed convolution (`conv_transpose2d`) is the input-gradient computation of a convolution used as a
-forward pass, so its forward is "GEMM + col2im" and its backward is "im2col + GEMM". conv1d runs as conv2d
-with a height-1 kernel. Padding here is zero padding; other modes are `F.pad` before the convolution.
+forward pass, so its forward is "GEMM + col2im" (col2im, the adjoint of im2col, sums each column entry back onto
+the pixel it came from) and its backward "im2col + GEMM". conv1d runs as conv2d with a height-1 kernel. Padding
+here is zero padding; other modes are `F.pad` before the convolution.
 
-Engines (`conv_path`, all measured against PyTorch in benchmarks/RESULTS.md "Performance"):
-* 'gemm' (most layers): channels-last im2col of each batch chunk (a few MB, buffers reused; rebuilt in backward,
-  never cached), one GEMM per group writing output rows; the stride-1 input gradient is the flipped-filter
-  convolution of dY when that is cheaper than col2im;
-* 'small' (ungrouped, C <= 8, or 1x1 kernels): NCHW im2col per image, W @ cols writes NCHW directly;
-* 'depthwise' (groups == C, square stride): a shifted multiply-add per kernel offset, no GEMM;
-* 'winograd' (3x3, stride 1, dilation 1, groups 1, C >= WINOGRAD_MIN_CHANNELS): Winograd F(2x2, 3x3), 16 GEMMs
-  with 2.25x fewer multiplies for the output and both gradients (`_winograd.py`, RESULTS "Winograd").
-Batch chunks run on Python threads (as many as OpenBLAS may use) while OpenBLAS itself is held to one thread
-(`convolve._threads`).
+This file is the readable reference: plain NumPy over the whole batch. Faster kernels for the same Functions
+(channels-last chunked GEMM, few-channel, depthwise, Winograd) live in `convolve/engines/`, and the engine
+policy picks one per call (`convolve.use_engine`); each is tested equal to this code and to PyTorch.
 """
 
 from __future__ import annotations
@@ -35,179 +29,139 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from convolve._validate import check_non_negative, ntuple
 from convolve.autograd import Context, Function
-from convolve.nn.functional._conv_args import (
+from convolve.engines.policy import policy
+from convolve.nn.functional.geometry import (
     Pads,
+    Pair,
     check_conv_tensors,
     check_kernel_fits,
     conv_output_size,
+    padded_output_size,
     parse_geometry,
     parse_padding,
     transposed_output_size,
+    transposed_paddings,
 )
-from convolve.nn.functional._depthwise import depthwise_backward, depthwise_forward, is_depthwise
-from convolve.nn.functional._im2col import (
-    batch_chunks,
-    col2im,
-    col2im_nhwc,
-    conv_nhwc,
-    conv_weight_grad,
-    grouped_matmul,
-    im2col,
-    out_size,
-    small_backward,
-    small_forward,
-)
-from convolve.nn.functional._winograd import winograd_conv, winograd_weight, winograd_weight_grad
 from convolve.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_transpose1d", "conv_transpose2d"]
 
-Pair = tuple[int, int]
+
+# ----- im2col and col2im -------------------------------------------------------------------------------------
+def im2col(x_pad: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_size: Pair) -> np.ndarray:
+    """Gather every receptive field of the padded NCHW input into a contiguous (N, oh, ow, C, kh, kw) array."""
+    n, c, _, _ = x_pad.shape
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    s_n, s_c, s_h, s_w = x_pad.strides
+    windows = as_strided(  # a read-only view, no copy: (N, oh, ow, C, kh, kw)
+        x_pad, shape=(n, oh, ow, c, kh, kw), strides=(s_n, s_h * sh, s_w * sw, s_c, s_h * dh, s_w * dw),
+        writeable=False,
+    )
+    return np.ascontiguousarray(windows)  # the one copy: im2col proper
 
 
-# Convolution outputs (and input gradients) are returned as NCHW views of channels-last memory, the way
-# PyTorch's `channels_last` format works: the GEMM writes NHWC rows, and the next layer's NHWC view of its
-# input is then free. Elementwise ops keep the layout (NumPy's order='K'); every op accepts any strides.
-CHANNELS_LAST = False  # measured: no faster per training step (BatchNorm/pool reductions slow down), so off
-
-# The stride-1 input gradient runs as a convolution of dY with the flipped filters when the layer has at least
-# this many input channels per group (its GEMM writes C columns) and H*W <= 2*oh*ow (its GEMM has H*W rows);
-# otherwise col2im(dY @ W) is faster (measured).
-FLIPPED_MIN_CHANNELS = 8
-
-# Ungrouped layers with at most this many input channels take the NCHW-native small-channel path (measured:
-# 2-3x faster for C = 1, 3, 6; 1.4-2.4x slower than the channels-last GEMM from C = 16), and so do 1x1 convs
-# (their image is their column matrix: no copy, no layout conversion).
-SMALL_MAX_CHANNELS = 8
-
-# Ungrouped 3x3 stride-1 dilation-1 layers with at least this many input and output channels run as Winograd
-# F(2x2, 3x3) (measured in benchmarks/RESULTS.md "Winograd"); `None` disables the engine.
-WINOGRAD_MIN_CHANNELS: int | None = 128
+def col2im(cols: np.ndarray, padded_size: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
+    """Adjoint of `im2col`: sum (N, oh, ow, C, kh, kw) columns back into a zero (N, C, Hp, Wp) array."""
+    n, oh, ow, c, kh, kw = cols.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    out = np.zeros((n, c, *padded_size), dtype=cols.dtype)  # (N, C, Hp, Wp)
+    for i in range(kh):  # loop over kernel offsets only; each step touches the whole batch
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            cols_ = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+            out[:, :, rows, cols_] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)  # (N, C, oh, ow)
+    return out
 
 
-def _empty_nchw(n: int, c: int, h: int, w: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """A new (N, C, H, W) array and its (N, H, W, C) view; channels-last memory if CHANNELS_LAST."""
-    if CHANNELS_LAST:
-        nhwc = np.empty((n, h, w, c), dtype=dtype)
-        return nhwc.transpose(0, 3, 1, 2), nhwc
-    nchw = np.empty((n, c, h, w), dtype=dtype)
-    return nchw, nchw.transpose(0, 2, 3, 1)
+def grouped_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(G, M, P) @ (G, P, Q) -> (G, M, Q); one plain GEMM when G == 1 (the common case)."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return np.matmul(a, b)
 
 
-def _w_mat(weight: np.ndarray, groups: int) -> np.ndarray:
-    """Filters (K, Cg, kh, kw) as GEMM operands (G, kh*kw*Cg, Kg), rows in the channels-last im2col order."""
+def pad_spatial(x: np.ndarray, pads: Pads) -> np.ndarray:
+    """Zero-pad the last two axes by ((top, bottom), (left, right)); a negative amount crops instead."""
+    widths = [(0, 0)] * (x.ndim - 2) + [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
+    x = np.pad(x, widths) if any(map(any, widths)) else x
+    (top, bottom), (left, right) = ((max(-lo, 0), max(-hi, 0)) for lo, hi in pads)
+    return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
+
+
+# ----- conv2d ------------------------------------------------------------------------------------------------
+def correlate(x_pad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair, groups: int) -> np.ndarray:
+    """y (N, K, oh, ow) = the grouped cross-correlation of the padded x (N, C, Hp, Wp) with (K, C/G, kh, kw)."""
+    n = x_pad.shape[0]
     k, c_g, kh, kw = weight.shape
-    w5 = weight.reshape(groups, k // groups, c_g, kh, kw)
-    return w5.transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * c_g, k // groups)
-
-
-def _flipped_w_mat(weight: np.ndarray, groups: int) -> np.ndarray:
-    """The filters of the input gradient of a stride-1 conv: spatially flipped, in/out swapped (G, kh*kw*Kg, Cg)."""
-    k, c_g, kh, kw = weight.shape
-    w5 = weight.reshape(groups, k // groups, c_g, kh, kw)[..., ::-1, ::-1]
-    return w5.transpose(0, 3, 4, 1, 2).reshape(groups, kh * kw * (k // groups), c_g)
-
-
-def conv_path(channels: int, weight_shape: tuple[int, ...], groups: int, stride: Pair = (1, 1)) -> str:
-    """Which engine runs a conv2d: 'depthwise', 'small' (NCHW-native, few channels, 1x1) or 'gemm' (NHWC)."""
-    if is_depthwise(channels, weight_shape, groups, stride):
-        return "depthwise"
-    if groups == 1 and (channels <= SMALL_MAX_CHANNELS or tuple(weight_shape[2:]) == (1, 1)):
-        return "small"
-    return "gemm"
-
-
-def use_winograd(channels: int, weight_shape: tuple[int, ...], groups: int, stride: Pair, dilation: Pair) -> bool:
-    """Whether a layer the 'gemm' engine would run takes Winograd F(2x2, 3x3) instead (WINOGRAD_MIN_CHANNELS)."""
-    if WINOGRAD_MIN_CHANNELS is None or groups != 1 or tuple(weight_shape[2:]) != (3, 3):
-        return False
-    return stride == (1, 1) and dilation == (1, 1) and min(channels, weight_shape[0]) >= WINOGRAD_MIN_CHANNELS
-
-
-def _winograd_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
-                      padding: Pads, out: np.ndarray) -> None:
-    """out (N, K, oh, ow) = the 3x3 stride-1 convolution of x through Winograd F(2x2, 3x3)."""
-    winograd_conv(x, winograd_weight(weight), padding, out, bias)
-
-
-def _winograd_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
-                       padding: Pads, dx: np.ndarray | None, need_w: bool) -> np.ndarray | None:
-    """Fill dx (the Winograd conv of dY with flipped, in/out-swapped filters, full padding); return dW if asked."""
-    if dx is not None:
-        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, K, 3, 3)
-        g_pads = tuple((2 - lo, 2 - hi) for lo, hi in padding)
-        winograd_conv(grad, winograd_weight(flipped), g_pads, dx)
-    return winograd_weight_grad(x, grad, padding) if need_w else None
-
-
-_NCHW_ENGINES: dict[str, tuple[Any, Any]] = {
-    "winograd": (_winograd_forward, _winograd_backward),
-    "small": (small_forward, small_backward),
-    "depthwise": (depthwise_forward, depthwise_backward),
-}
+    oh, ow = padded_output_size(x_pad.shape[2:], (kh, kw), stride, dilation)
+    cols = im2col(x_pad, (kh, kw), stride, dilation, (oh, ow))  # (N, oh, ow, C, kh, kw)
+    cols = cols.reshape(n * oh * ow, groups, c_g * kh * kw).transpose(1, 0, 2)  # (G, N*oh*ow, Cg*kh*kw)
+    w_mat = weight.reshape(groups, k // groups, c_g * kh * kw)  # (G, Kg, Cg*kh*kw)
+    y = grouped_matmul(cols, w_mat.transpose(0, 2, 1))  # (G, N*oh*ow, Kg)
+    return np.ascontiguousarray(y.transpose(1, 0, 2).reshape(n, oh, ow, k).transpose(0, 3, 1, 2))
 
 
 class Conv2dFunction(Function):
-    """y = conv2d(x, w) + b for NCHW arrays; padding (top, bottom, left, right) may be asymmetric ('same')."""
+    """y = conv2d(x, w) + b for NCHW arrays; padding ((top, bottom), (left, right)) may be asymmetric ('same')."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, *, stride: Pair,
                 padding: Pads, dilation: Pair, groups: int) -> np.ndarray:
-        n, c, h, w = x.shape
-        k, _, kh, kw = weight.shape
-        oh, ow = out_size((h + sum(padding[0]), w + sum(padding[1])), (kh, kw), stride, dilation)
-        path = conv_path(c, weight.shape, groups, stride)
-        if path == "gemm" and use_winograd(c, weight.shape, groups, stride, dilation):
-            path = "winograd"
-        ctx.save_for_backward(x, weight)  # no im2col cached: backward rebuilds it chunk by chunk
-        ctx.geometry = (stride, padding, dilation, groups, path)
-        if path != "gemm":  # NCHW-native engines
-            out = np.empty((n, k, oh, ow), dtype=x.dtype)
-            _NCHW_ENGINES[path][0](x, weight, bias, stride, dilation, padding, out)
-            return out
-        out, out_nhwc = _empty_nchw(n, k, oh, ow, x.dtype)  # (N, K, oh, ow) and its NHWC view
-        src = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
-        conv_nhwc(src, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, out_nhwc, bias)
-        return out
+        y = correlate(pad_spatial(x, padding), weight, stride, dilation, groups)  # (N, K, oh, ow)
+        if bias is not None:
+            y += bias[:, None, None]
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = (stride, padding, dilation, groups)
+        return y
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
         x, weight = ctx.saved
-        stride, padding, dilation, groups, path = ctx.geometry
+        stride, padding, dilation, groups = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad
         db = grad.sum(axis=(0, 2, 3)) if need_b else None  # (K,)
-        if path != "gemm":  # NCHW-native engines
-            dx = np.empty(x.shape, dtype=x.dtype) if need_x else None  # (N, C, H, W)
-            return dx, _NCHW_ENGINES[path][1](x, grad, weight, stride, dilation, padding, dx, need_w), db
-        n, c, h, w = x.shape
-        src, g = x.transpose(0, 2, 3, 1), grad.transpose(0, 2, 3, 1)  # (N, H, W, C), (N, oh, ow, K)
-        dx, dx_nhwc = _empty_nchw(n, c, h, w, x.dtype) if need_x else (None, None)
-        dw = _gemm_backward(src, g, weight, stride, padding, dilation, groups, dx_nhwc, need_w)
+        dw = _weight_grad(pad_spatial(x, padding), grad, weight.shape, stride, dilation, groups) if need_w else None
+        dx = _input_grad(grad, weight, x.shape, stride, padding, dilation, groups) if need_x else None
         return dx, dw, db
 
 
-def _gemm_backward(src: np.ndarray, g: np.ndarray, weight: np.ndarray, stride: Pair, padding: Pads, dilation: Pair,
-                   groups: int, dx: np.ndarray | None, need_w: bool) -> np.ndarray | None:
-    """Channels-last backward: fill dx (N, H, W, C) if given; return dW (K, Cg, kh, kw) if `need_w`."""
-    k, c_g, kh, kw = weight.shape
-    dw = None
-    if need_w:  # the correlation of the input with dY
-        dw_mat = conv_weight_grad(src, g, (kh, kw), stride, dilation, padding, groups)  # (G, kh*kw*Cg, Kg)
-        dw = np.ascontiguousarray(dw_mat.reshape(groups, kh, kw, c_g, k // groups).transpose(0, 4, 3, 1, 2))
-        dw = dw.reshape(weight.shape)
-    rows_ratio = src.shape[1] * src.shape[2] / (g.shape[1] * g.shape[2])  # H*W / (oh*ow)
-    flipped = stride == (1, 1) and c_g >= FLIPPED_MIN_CHANNELS and rows_ratio <= 2
-    if dx is not None and flipped:  # full conv with flipped filters (its GEMM has H*W rows, col2im's oh*ow)
-        g_pads = tuple((d * (kk - 1) - lo, d * (kk - 1) - hi) for (lo, hi), kk, d in zip(padding, (kh, kw), dilation))
-        conv_nhwc(g, _flipped_w_mat(weight, groups), (kh, kw), (1, 1), dilation, g_pads, dx)
-    elif dx is not None:  # col2im(dY @ W^T) scatters each column back onto its pixel
-        col2im_nhwc(g, _w_mat(weight, groups), (kh, kw), stride, dilation, padding, dx)
-    return dw
+def _weight_grad(x_pad: np.ndarray, grad: np.ndarray, w_shape: tuple[int, ...], stride: Pair, dilation: Pair,
+                 groups: int) -> np.ndarray:
+    """dW (K, C/G, kh, kw) = dY^T @ cols per group: the correlation of the input with the output gradient."""
+    n, k, oh, ow = grad.shape
+    _, c_g, kh, kw = w_shape
+    cols = im2col(x_pad, (kh, kw), stride, dilation, (oh, ow))  # (N, oh, ow, C, kh, kw), rebuilt, not cached
+    cols = cols.reshape(n * oh * ow, groups, c_g * kh * kw).transpose(1, 0, 2)  # (G, N*oh*ow, Cg*kh*kw)
+    g_mat = grad.transpose(0, 2, 3, 1).reshape(n * oh * ow, groups, k // groups).transpose(1, 0, 2)  # (G, M, Kg)
+    dw = grouped_matmul(g_mat.transpose(0, 2, 1), cols)  # (G, Kg, Cg*kh*kw)
+    return dw.reshape(w_shape)
 
 
+def _input_grad(grad: np.ndarray, weight: np.ndarray, x_shape: tuple[int, ...], stride: Pair, padding: Pads,
+                dilation: Pair, groups: int) -> np.ndarray:
+    """dX (N, C, H, W): the stride-1 full convolution of the zero-dilated dY with the flipped filters.
+
+    dY is spread out by the stride (S - 1 zeros between its pixels), padded by D(F-1) minus the forward padding
+    on each side (plus the input rows no window reached at the end), and correlated with every filter flipped
+    in space, its input and output channels swapped.
+    """
+    n, k, oh, ow = grad.shape
+    _, c_g, kh, kw = weight.shape
+    spread = np.zeros((n, k, (oh - 1) * stride[0] + 1, (ow - 1) * stride[1] + 1), dtype=grad.dtype)
+    spread[:, :, ::stride[0], ::stride[1]] = grad  # (N, K, (oh-1)S+1, (ow-1)S+1)
+    full = []
+    for size, out, kk, s, d, (lo, hi) in zip(x_shape[2:], (oh, ow), (kh, kw), stride, dilation, padding):
+        unreached = size + lo + hi - (d * (kk - 1) + 1) - (out - 1) * s  # padded input past the last window
+        full.append((d * (kk - 1) - lo, d * (kk - 1) - hi + unreached))
+    flipped = weight.reshape(groups, k // groups, c_g, kh, kw)[..., ::-1, ::-1]  # (G, Kg, Cg, kh, kw)
+    flipped = flipped.transpose(0, 2, 1, 3, 4).reshape(groups * c_g, k // groups, kh, kw)  # (C, K/G, kh, kw)
+    return correlate(pad_spatial(spread, tuple(full)), flipped, (1, 1), dilation, groups)  # (N, C, H, W)
+
+
+# ----- conv_transpose2d ----------------------------------------------------------------------------------------
 class ConvTranspose2dFunction(Function):
     """y = conv_transpose2d(x, w) + b: the input gradient of conv2d, run forward; weight (C_in, C_out/G, kh, kw)."""
 
@@ -221,14 +175,11 @@ class ConvTranspose2dFunction(Function):
                   zip((h, w), (kh, kw), stride, padding, output_padding, dilation))
         full = (oh + 2 * padding[0], ow + 2 * padding[1])  # output before cropping `padding` off each side
         w_mat = weight.reshape(groups, c_in // groups, k_g * kh * kw)  # (G, Cg_in, Kg*kh*kw)
-        x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C_in)
-        out = np.empty((n, c_out, oh, ow), dtype=x.dtype)
-        for chunk in batch_chunks(n, h * w * c_out * kh * kw * x.itemsize):
-            x_mat = np.ascontiguousarray(x_nhwc[chunk]).reshape(-1, groups, c_in // groups).transpose(1, 0, 2)
-            dcols = grouped_matmul(x_mat, w_mat)  # (G, n*H*W, Kg*kh*kw)
-            dcols = dcols.transpose(1, 0, 2).reshape(-1, h, w, c_out, kh, kw)  # (n, H, W, C_out, kh, kw)
-            y_full = col2im(dcols, full, stride, dilation)  # (n, C_out, oh + 2P, ow + 2P)
-            out[chunk] = y_full[:, :, padding[0]:padding[0] + oh, padding[1]:padding[1] + ow]
+        x_mat = x.transpose(0, 2, 3, 1).reshape(-1, groups, c_in // groups).transpose(1, 0, 2)  # (G, N*H*W, Cg_in)
+        dcols = grouped_matmul(x_mat, w_mat)  # (G, N*H*W, Kg*kh*kw)
+        dcols = dcols.transpose(1, 0, 2).reshape(n, h, w, c_out, kh, kw)  # (N, H, W, C_out, kh, kw)
+        y_full = col2im(dcols, full, stride, dilation)  # (N, C_out, oh + 2P, ow + 2P)
+        out = np.ascontiguousarray(y_full[:, :, padding[0]:padding[0] + oh, padding[1]:padding[1] + ow])
         if bias is not None:
             out += bias[:, None, None]
         ctx.save_for_backward(x, weight)
@@ -242,27 +193,23 @@ class ConvTranspose2dFunction(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         n, c_in, h, w = x.shape
         _, k_g, kh, kw = weight.shape
-        c_out = k_g * groups
         g_full = np.pad(grad, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))  # (N, C_out, oh+2P, ow+2P)
+        cols = im2col(g_full, (kh, kw), stride, dilation, (h, w))  # (N, H, W, C_out, kh, kw)
+        cols = cols.reshape(-1, groups, k_g * kh * kw).transpose(1, 0, 2)  # (G, N*H*W, Kg*kh*kw)
         w_mat = weight.reshape(groups, c_in // groups, k_g * kh * kw)  # (G, Cg_in, Kg*kh*kw)
-        x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C_in)
-        dx = np.empty((n, h, w, c_in), dtype=x.dtype) if need_x else None
-        dw_t = np.zeros((groups, k_g * kh * kw, c_in // groups), dtype=weight.dtype) if need_w else None
-        for chunk in batch_chunks(n, h * w * c_out * kh * kw * x.itemsize):
-            cols = im2col(g_full[chunk], (kh, kw), stride, dilation, (h, w))  # (n, H, W, C_out, kh, kw)
-            cols = cols.reshape(-1, groups, k_g * kh * kw).transpose(1, 0, 2)  # (G, n*H*W, Kg*kh*kw)
-            if dx is not None:  # an ordinary convolution of dY with the same weights
-                dx_g = grouped_matmul(cols, w_mat.transpose(0, 2, 1))  # (G, n*H*W, Cg_in)
-                dx[chunk] = dx_g.transpose(1, 0, 2).reshape(-1, h, w, c_in)
-            if dw_t is not None:  # correlation of dY with the input
-                x_mat = np.ascontiguousarray(x_nhwc[chunk]).reshape(-1, groups, c_in // groups)
-                dw_t += grouped_matmul(cols.transpose(0, 2, 1), x_mat.transpose(1, 0, 2))  # (G, Kg*kh*kw, Cg_in)
-        dx_out = None if dx is None else np.ascontiguousarray(dx.transpose(0, 3, 1, 2))  # (N, C_in, H, W)
-        dw_out = None if dw_t is None else np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(weight.shape)
+        dx = dw = None
+        if need_x:  # an ordinary convolution of dY with the same weights
+            dx_g = grouped_matmul(cols, w_mat.transpose(0, 2, 1))  # (G, N*H*W, Cg_in)
+            dx = np.ascontiguousarray(dx_g.transpose(1, 0, 2).reshape(n, h, w, c_in).transpose(0, 3, 1, 2))
+        if need_w:  # the correlation of dY with the input
+            x_mat = x.transpose(0, 2, 3, 1).reshape(-1, groups, c_in // groups).transpose(1, 0, 2)  # (G, N*H*W, Cg)
+            dw_t = grouped_matmul(cols.transpose(0, 2, 1), x_mat)  # (G, Kg*kh*kw, Cg_in)
+            dw = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(weight.shape)
         db = grad.sum(axis=(0, 2, 3)) if need_b else None
-        return dx_out, dw_out, db
+        return dx, dw, db
 
 
+# ----- the public functions -----------------------------------------------------------------------------------
 def _batched(fn: str, input: Tensor, nd: int) -> tuple[Tensor, bool]:
     """Add the batch axis to unbatched input, as PyTorch accepts (C, H, W) for conv2d."""
     if input.ndim == nd + 1:
@@ -286,6 +233,7 @@ def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, paddi
           groups: int, nd: int, fn: str) -> Tensor:
     """Validate, lift 1-D to 2-D (height 1) and unbatched to batched, run Conv2dFunction, undo the lifting."""
     check_conv_tensors(fn, input, weight, bias, groups, nd)
+    groups = int(groups)
     strides, dilations = parse_geometry(fn, stride, dilation, nd)
     kernel = tuple(weight.shape[2:])
     pads = parse_padding(fn, padding, kernel, strides, dilations)
@@ -294,7 +242,7 @@ def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, paddi
     if nd == 1:  # (N, C, L) -> (N, C, 1, L); filters (K, Cg, k) -> (K, Cg, 1, k)
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         strides, dilations, pads = (1, *strides), (1, *dilations), ((0, 0), *pads)
-    y = Conv2dFunction.apply(x, weight, bias, stride=strides, padding=pads, dilation=dilations, groups=groups)
+    y = policy.apply(Conv2dFunction, x, weight, bias, stride=strides, padding=pads, dilation=dilations, groups=groups)
     if nd == 1:
         y = y.squeeze(2)
     return y.squeeze(0) if unbatched else y
@@ -318,8 +266,9 @@ def _conv_transpose(input: Tensor, weight: Tensor, bias: Tensor | None, stride: 
                     output_padding: Any, groups: int, dilation: Any, nd: int, fn: str) -> Tensor:
     """Validate the transposed-convolution arguments, lift to batched 2-D, run ConvTranspose2dFunction."""
     check_conv_tensors(fn, input, weight, bias, groups, nd, transposed=True)
+    groups = int(groups)
     strides, dilations = parse_geometry(fn, stride, dilation, nd)
-    pads, out_pads = _transposed_paddings(fn, padding, output_padding, strides, dilations, nd)
+    pads, out_pads = transposed_paddings(fn, padding, output_padding, strides, dilations, nd)
     kernel = tuple(weight.shape[2:])
     sizes = tuple(transposed_output_size(*a) for a in zip(input.shape[-nd:], kernel, strides, pads, out_pads,
                                                             dilations))
@@ -330,23 +279,8 @@ def _conv_transpose(input: Tensor, weight: Tensor, bias: Tensor | None, stride: 
     if nd == 1:
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         strides, dilations, pads, out_pads = (1, *strides), (1, *dilations), (0, *pads), (0, *out_pads)
-    y = ConvTranspose2dFunction.apply(x, weight, bias, stride=strides, padding=pads, output_padding=out_pads,
-                                      dilation=dilations, groups=groups)
+    y = policy.apply(ConvTranspose2dFunction, x, weight, bias, stride=strides, padding=pads,
+                     output_padding=out_pads, dilation=dilations, groups=groups)
     if nd == 1:
         y = y.squeeze(2)
     return y.squeeze(0) if unbatched else y
-
-
-def _transposed_paddings(fn: str, padding: Any, output_padding: Any, strides: tuple[int, ...],
-                         dilations: tuple[int, ...], nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """`padding` and `output_padding` as non-negative tuples; output_padding < max(stride, dilation) (as PyTorch)."""
-    if isinstance(padding, str):
-        raise ValueError(f"{fn}: `padding` must be an int or a tuple of {nd} ints (no 'same'/'valid' for transposed"
-                         f" convolutions), got {padding!r}")
-    pads, out_pads = ntuple(padding, nd, "padding", fn), ntuple(output_padding, nd, "output_padding", fn)
-    check_non_negative(pads, "padding", fn)
-    check_non_negative(out_pads, "output_padding", fn)
-    if any(op >= max(s, d) for op, s, d in zip(out_pads, strides, dilations)):
-        raise ValueError(f"{fn}: `output_padding` {out_pads} must be smaller than either stride {strides} or "
-                         f"dilation {dilations} along each axis")
-    return pads, out_pads

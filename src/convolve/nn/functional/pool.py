@@ -14,9 +14,6 @@ import numpy as np
 
 from convolve.autograd import Context, Function
 from convolve.nn.functional._pool_windows import (
-    Pair,
-    adaptive_bins,
-    adaptive_size,
     avg_divisor,
     bin_matrix,
     bin_spread,
@@ -24,10 +21,16 @@ from convolve.nn.functional._pool_windows import (
     check_input,
     first_valid_tap,
     pad_last2,
+    window_slice,
+)
+from convolve.nn.functional.geometry import (
+    Pair,
+    adaptive_bins,
+    adaptive_size,
+    is_int,
     pooled_size,
     right_padding,
     window_args,
-    window_slice,
 )
 from convolve.tensor import Tensor
 
@@ -306,16 +309,18 @@ def _avg_pool(fn: str, dims: int, input: Tensor, kernel_size: Any, stride: Any, 
               count_include_pad: bool, divisor_override: Any) -> Tensor:
     check_input(input, fn, dims)
     kernel, strides, pads, ones = window_args(fn, dims, kernel_size, stride, padding, 1)
-    if divisor_override is not None and (
-        not isinstance(divisor_override, int | np.integer) or isinstance(divisor_override, bool)
-        or divisor_override == 0
-    ):
-        raise ValueError(f"{fn}: `divisor_override` must be None or a non-zero int, got {divisor_override!r}")
+    check_divisor_override(fn, divisor_override)
     out = pooled_size(fn, input, kernel, strides, pads, ones, ceil_mode)
     y = AvgPool2dFunction.apply(_as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
                                 padding=_pair(pads, 0), out=_pair(out, 1), count_include_pad=bool(count_include_pad),
                                 divisor_override=None if divisor_override is None else int(divisor_override))
     return _from_2d(y, dims)
+
+
+def check_divisor_override(fn: str, divisor_override: Any) -> None:
+    """None or a non-zero int (PyTorch's rule), for the functional and the layer alike."""
+    if divisor_override is not None and (not is_int(divisor_override) or divisor_override == 0):
+        raise ValueError(f"{fn}: `divisor_override` must be None or a non-zero int, got {divisor_override!r}")
 
 
 def avg_pool1d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,

@@ -1,43 +1,31 @@
-"""How the command line turns arguments into data loaders, a model, an optimizer and a schedule.
+"""Training recipes: how a run's settings become data loaders, a model, an optimizer and a schedule, and back.
 
 Everything needed to rebuild the model and its input pipeline (model name and options, dataset, pixel scale,
-padding, normalization statistics, class names) is kept in a `meta` dict stored in each checkpoint.
+padding, normalization statistics, class names) is kept in a `meta` dict stored in each checkpoint, so that
+`load_model` and `prepare_image` rebuild a trained model and its input anywhere (the command line, `viz`).
+The `args` below are any object with the command line's attribute names (an `argparse.Namespace`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convolve import data, models, optim
 from convolve.random import Generator
+from convolve.tensor import Tensor
+from convolve.train.checkpoint import load_checkpoint
+from convolve.train.trainer import LAST
 
 DEFAULT_MODELS = {"digits": "digits_cnn", "mnist": "lenet5", "fashion-mnist": "lenet5", "cifar10": "resnet20",
                   "cifar100": "resnet20"}
 DEFAULT_EPOCHS = {"digits": 12, "mnist": 10, "fashion-mnist": 10, "cifar10": 30, "cifar100": 30}
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
 DIGITS_LR = {"sgd": 0.1, "adam": 1e-2, "adamw": 1e-2, "rmsprop": 3e-3}  # 1,437 images: few steps, larger steps
-
-
-def parse_option(text: str) -> tuple[str, Any]:
-    """'key=value' -> (key, value) with value as int, float, bool, None or str (for --option)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return key, lowered == "true"
-    if lowered == "none":
-        return key, None
-    for cast in (int, float):
-        try:
-            return key, cast(raw)
-        except ValueError:
-            pass
-    return key, raw
 
 
 def split_train(dataset: Any, fraction: float, seed: int) -> tuple[Any, Any]:
@@ -178,6 +166,42 @@ def build_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: i
         return sched.CosineAnnealingLR(optimizer, T_max=args.epochs)
     max_lr = optimizer.param_groups[0]["lr"]
     return sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=args.epochs * steps_per_epoch)
+
+
+def load_model(path: str) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint file (or a run folder's last.npz); returns (model, meta)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / LAST
+    state, extra = load_checkpoint(p)
+    meta = extra.get("meta") or {}
+    if "model" not in meta:
+        raise ValueError(f"{p} has no model metadata (was it written by `convolve train`?)")
+    model = build_model(meta)
+    model.load_state_dict({k: Tensor(v) for k, v in state.items()})
+    model.eval()
+    return model, meta
+
+
+def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.ndarray:
+    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape."""
+    c, h, w = meta["image_shape"]
+    _, mh, mw = meta["input_size"]
+    ih, iw, ic = image.shape
+    if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
+        sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
+        raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} ({meta['dataset']}), "
+                         f"got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
+    x = image.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
+    if (ih, iw) != (mh, mw):
+        p = meta["pad"]
+        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError(f"the checkpoint's normalization is unusable (mean {meta['mean']}, std {meta['std']}: "
+                         f"every std must be a finite number > 0)")
+    return (x - mean) / std
 
 
 def replay_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: int, epochs_done: int) -> Any:

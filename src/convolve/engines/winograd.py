@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) for stride-1, dilation-1, ungrouped 3x3 convolutions: 2.25x fewer GEMM multiplies.
+"""The Winograd engine: F(2x2, 3x3) for stride-1, dilation-1, ungrouped 3x3 convolutions, 2.25x fewer multiplies.
 
 The padded input is cut into 4x4 tiles overlapping by 2 (stride 2); each tile d becomes V = B^T d B, each filter g
 becomes U = G g G^T, and each 2x2 output tile is A^T M A with M[a, b] = sum_c U[a, b, c, k] V[a, b, c]: for each of
@@ -7,18 +7,21 @@ Networks" (2016).
 
 Backward: dX is the same Winograd convolution of dY with the flipped, in/out-swapped filters (full padding); dW is
 G^T (sum over tiles of V * (A dY_tile A^T)) G, i.e. 16 GEMMs V[a, b]^T @ dY~[a, b] in the same domain.
-Tiles are laid out channels-last (16, n*th*tw, C); batch chunks run through `convolve._threads.run_chunks`.
+Tiles are laid out channels-last (16, n*th*tw, C); batch chunks run through `workspace.run_chunks`.
+It is preferred from `WinogradConv2d.min_channels` input and output channels on (benchmarks/RESULTS.md "Winograd").
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from convolve._threads import run_chunks
-from convolve.nn.functional._conv_args import Pads
-from convolve.nn.functional._im2col import batch_chunks, pad_into
+from convolve.engines.kernel import NCHWConv2d
+from convolve.engines.workspace import batch_chunks, pad_into, run_chunks
+from convolve.nn.functional.geometry import Pads, Pair
 
-__all__ = ["winograd_conv", "winograd_weight", "winograd_weight_grad"]
+__all__ = ["WinogradConv2d", "winograd_conv", "winograd_weight", "winograd_weight_grad"]
 
 # Bytes of transformed input tiles (16 * th * tw * C values) per batch chunk (measured: see RESULTS "Winograd").
 TILES_BUDGET_BYTES = 4 * 2**20
@@ -201,3 +204,37 @@ def winograd_weight_grad(x: np.ndarray, grad: np.ndarray, pads: Pads) -> np.ndar
     acc = sum(ws.acc for ws in workspaces[1:]) + workspaces[0].acc  # (16, C, K)
     dw = _sandwich(_G.T.astype(x.dtype), acc.reshape(4, 4, c, k))  # (3, 3, C, K): G^T M G per (c, k)
     return np.ascontiguousarray(dw.transpose(3, 2, 0, 1))  # (K, C, 3, 3)
+
+
+def _winograd_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
+                      padding: Pads, out: np.ndarray) -> None:
+    """out (N, K, oh, ow) = the 3x3 stride-1 convolution of x through Winograd F(2x2, 3x3)."""
+    winograd_conv(x, winograd_weight(weight), padding, out, bias)
+
+
+def _winograd_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
+                       padding: Pads, dx: np.ndarray | None, need_w: bool) -> np.ndarray | None:
+    """Fill dx (the Winograd conv of dY with flipped, in/out-swapped filters, full padding); return dW if asked."""
+    if dx is not None:
+        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, K, 3, 3)
+        g_pads = tuple((2 - lo, 2 - hi) for lo, hi in padding)
+        winograd_conv(grad, winograd_weight(flipped), g_pads, dx)
+    return winograd_weight_grad(x, grad, padding) if need_w else None
+
+
+class WinogradConv2d(NCHWConv2d):
+    """Ungrouped 3x3 stride-1 dilation-1 conv2d through Winograd F(2x2, 3x3)."""
+
+    min_channels = 128  # preferred when both channel counts reach this (measured: RESULTS "Winograd")
+
+    @staticmethod
+    def supports(x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair, groups: int) -> bool:
+        return groups == 1 and tuple(weight.shape[2:]) == (3, 3) and stride == (1, 1) and dilation == (1, 1)
+
+    @classmethod
+    def prefers(cls, x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair,  # type: ignore[override]
+                groups: int) -> bool:
+        return min(x.shape[1], weight.shape[0]) >= cls.min_channels
+
+    fill_forward = staticmethod(_winograd_forward)
+    fill_backward = staticmethod(_winograd_backward)

@@ -1,14 +1,12 @@
 """`convolve visualize ...`: pictures of a trained checkpoint, written as PNG (or SVG) files into `--out DIR`.
 
-Wiring (in the CLI package): `add_visualize_parser(sub)` in `build_parser()` and `"visualize": cmd_visualize`
-in `COMMANDS`. Checkpoints are loaded and images read and normalized exactly as `convolve predict` does.
+Wiring: `add_visualize_parser(sub)` in `build_parser()` and `"visualize": cmd_visualize` in `COMMANDS`.
+Checkpoints are loaded and images read and normalized exactly as `convolve predict` does (`train.recipe`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +132,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def _input(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
     """(normalized (1, C, H, W) input, the picture to show (C, H, W) in [0, 1], a label) from --image/--test-index."""
-    from convolve.cli.commands import prepare_image
-    from convolve.cli.images import read_image
+    from convolve.data.images import read_image
+    from convolve.train.recipe import prepare_image
 
     if args.image is not None:
         where = str(args.image)
@@ -234,8 +232,7 @@ def _attribution(args: argparse.Namespace) -> Path:
 
 def _confusion(args: argparse.Namespace) -> Path:
     from convolve import data, nn, viz
-    from convolve.cli import recipe
-    from convolve.train import evaluate
+    from convolve.train import evaluate, recipe
 
     model, meta = _load(args)
     test_set = _test_set(args, meta)
@@ -276,7 +273,7 @@ def _filters_demo(args: argparse.Namespace) -> Path:
 
     image = None
     if args.image is not None:
-        from convolve.cli.images import read_image
+        from convolve.data.images import read_image
 
         image = read_image(args.image).transpose(2, 0, 1)  # (C, H, W) in [0, 1]
     path = _path(args, "filters-demo")
@@ -297,23 +294,3 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     path = HANDLERS[args.view](args)
     _say(f"wrote {path}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m convolve.viz.cli visualize VIEW ...`: the same as `convolve visualize VIEW ...`, standalone."""
-    from convolve.cli.parser import Parser, UsageError
-
-    parser = Parser(prog="convolve")
-    add_visualize_parser(parser.add_subparsers(dest="command", parser_class=Parser, required=True))
-    try:
-        return cmd_visualize(parser.parse_args(argv))
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, OSError, ImportError) as e:
-        print(f"convolve: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Depthwise convolution (groups == in_channels) as a shifted multiply-add over the kernel offsets (private).
+"""The depthwise engine: conv2d with groups == in_channels as a shifted multiply-add over the kernel offsets.
 
 A depthwise filter reads one input channel, so im2col + GEMM degenerates into G tiny GEMMs with one column
 each. Instead every kernel offset (i, j) is one broadcast multiply-add of a shifted view of the padded chunk:
@@ -9,23 +9,22 @@ with m = out_channels / in_channels (m > 1 repeats each input channel m times fi
 loops, each padded image is flattened: output (oy, ox) reads flat index s*(oy*Wp + ox) + i*dh*Wp + j*dw, so a
 tap is ONE strided 1-D range of length oh*Wp per (image, channel). The output is computed on that (oh, Wp)
 grid and its last Wp - ow columns are cropped (6% extra work at 32x32: 34 columns for 32). Square strides only
-(conv_path sends sh != sw to the GEMM engine). Both gradients are the same loop run backwards.
+(`DepthwiseConv2d.supports`). Both gradients are the same loop run backwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convolve._threads import run_chunks
-from convolve.nn.functional._im2col import Pads, Pair, batch_chunks, out_size
+from convolve.engines.kernel import NCHWConv2d
+from convolve.engines.workspace import batch_chunks, run_chunks
+from convolve.nn.functional.geometry import Pads, Pair, padded_output_size
 
-
-def is_depthwise(x_channels: int, weight_shape: tuple[int, ...], groups: int, stride: Pair = (1, 1)) -> bool:
-    """Whether a conv2d runs on the depthwise engine: groups == channels > 1, one input channel per group."""
-    return groups == x_channels > 1 and weight_shape[1] == 1 and stride[0] == stride[1]
+__all__ = ["DepthwiseConv2d", "depthwise_backward", "depthwise_forward"]
 
 
 class _Geometry:
@@ -36,7 +35,7 @@ class _Geometry:
         _, _, h, w = x_shape
         _, _, kh, kw = weight_shape
         self.hp, self.wp = h + sum(pads[0]), w + sum(pads[1])
-        self.oh, self.ow = out_size((self.hp, self.wp), (kh, kw), stride, dilation)
+        self.oh, self.ow = padded_output_size((self.hp, self.wp), (kh, kw), stride, dilation)
         self.s = stride[0]
         self.length = self.oh * self.wp  # the (oh, Wp) extended output grid, flattened
         self.offsets = [(i, j, i * dilation[0] * self.wp + j * dilation[1]) for i in range(kh) for j in range(kw)]
@@ -140,3 +139,14 @@ def depthwise_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stri
     if not need_w:
         return None
     return sum((s.acc for s in spaces[1:]), spaces[0].acc).reshape(weight.shape)
+
+
+class DepthwiseConv2d(NCHWConv2d):
+    """conv2d with groups == channels > 1 (one input channel per group) and a square stride."""
+
+    @staticmethod
+    def supports(x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair, groups: int) -> bool:
+        return groups == x.shape[1] > 1 and weight.shape[1] == 1 and stride[0] == stride[1]
+
+    fill_forward = staticmethod(depthwise_forward)
+    fill_backward = staticmethod(depthwise_backward)

@@ -1,6 +1,10 @@
-"""Parallelism over batch chunks with Python threads while OpenBLAS is held to one thread (no dependencies).
+"""The engines' shared scaffolding: batch chunks of a few MB, per-thread reusable buffers, and the thread runner.
 
-The convolutions split the batch into chunks of a few MB; `run_chunks` hands the chunks to as many threads as
+Batch chunks (`batch_chunks`): the tuned kernels process the batch in chunks whose working set (a column matrix,
+a tile array) stays under a budget of a few MB, in buffers that are reused from chunk to chunk (no page faults),
+and rebuild in backward what they would otherwise cache (benchmarks/RESULTS.md "Performance").
+
+Threads: the kernels split the batch into chunks; `run_chunks` hands the chunks to as many threads as
 OpenBLAS is currently allowed (so `threadpoolctl.threadpool_limits(1)` or OPENBLAS_NUM_THREADS=1 also make the
 convolutions single-threaded), and meanwhile sets OpenBLAS itself to one thread: each chunk's GEMM is then a
 single-threaded call, which avoids OpenBLAS's slow 2-thread tall-skinny products and its spinning barriers on a
@@ -20,11 +24,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import numpy as np  # noqa: F401  - loads the BLAS library whose symbols are looked up below
+import numpy as np  # also loads the BLAS library whose symbols are looked up below
 
-__all__ = ["blas_threads", "get_num_threads", "run_chunks", "set_num_threads"]
+__all__ = ["COLS_BUDGET_BYTES", "Workspace", "batch_chunks", "blas_threads", "get_num_threads", "pad_into",
+           "run_chunks", "set_num_threads"]
 
 W = TypeVar("W")
+
+# Upper bound on the bytes of one chunk's column matrix (measured best at 2-8 MB: benchmarks/RESULTS.md).
+COLS_BUDGET_BYTES = 4 * 2**20
 
 _SET_NAMES = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
 _GET_NAMES = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads")
@@ -125,3 +133,32 @@ def _run_threaded(task: Callable[[slice, W], None], chunks: Sequence[slice], mak
     for f in futures:
         f.result()
     return workspaces
+
+
+def batch_chunks(n: int, bytes_per_item: int, budget: int | None = None) -> list[slice]:
+    """Slices of the batch such that each chunk's working set stays under `budget` bytes (COLS_BUDGET_BYTES)."""
+    budget = COLS_BUDGET_BYTES if budget is None else budget
+    step = max(1, budget // max(1, bytes_per_item))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+class Workspace:
+    """Per-thread reusable buffers: a zero-bordered padded chunk, a column-matrix chunk, a dW accumulator."""
+
+    def __init__(self, chunk: int, padded: tuple[int, int, int], cols_len: int, dtype: np.dtype,
+                 acc_shape: tuple[int, ...] = (0,)) -> None:
+        self.xp = np.zeros((chunk, *padded), dtype=dtype)  # padded chunk; borders stay zero
+        self.cols = np.empty(cols_len, dtype=dtype)
+        self.acc = np.zeros(acc_shape, dtype=dtype)
+        self.y = np.empty(0, dtype=dtype)  # GEMM output chunk when the output is not channels-last
+
+
+def pad_into(buf: np.ndarray, src: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Copy NHWC `src` (any strides) into the zero-bordered (n, Hp, Wp, C) `buf`; negative pads crop `src`."""
+    (top, _), (left, _) = pads
+    h, w = src.shape[1:3]
+    y0, x0 = max(top, 0), max(left, 0)  # where src lands in buf
+    sy, sx = max(-top, 0), max(-left, 0)  # how much of src is cropped at the start
+    hh, ww = min(h - sy, buf.shape[1] - y0), min(w - sx, buf.shape[2] - x0)
+    buf[:, y0:y0 + hh, x0:x0 + ww] = src[:, sy:sy + hh, sx:sx + ww]
+    return buf
