@@ -189,5 +189,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     return visualize(args)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """`convolve explain ...`, wired in `convolve.cli.learn`."""
+    from convolve.cli.learn import cmd_explain as explain
+
+    return explain(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
-            "visualize": cmd_visualize, "models": cmd_models, "datasets": cmd_datasets}
+            "visualize": cmd_visualize, "models": cmd_models, "datasets": cmd_datasets, "explain": cmd_explain}

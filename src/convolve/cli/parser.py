@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+from convolve.cli.learn import add_explain_parser
 from convolve.cli.recipe import parse_option
 from convolve.viz.cli import add_visualize_parser
 
@@ -92,6 +93,7 @@ def build_parser() -> Parser:
     p.add_argument("--num-classes", type=positive_int, default=None)
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE", help="model option")
     add_visualize_parser(sub)
+    add_explain_parser(sub)
     sub.add_parser("models", help="list the model zoo", description="List the models `convolve train` knows.")
     sub.add_parser("datasets", help="list the datasets", description="List the datasets `convolve train` knows.")
     return parser

@@ -2,9 +2,11 @@
 
 `summary(model, input_size)` runs one forward pass with hooks and returns a `ModelSummary` (rows + totals;
 `print()` it for the table); `geometry` holds the arithmetic (output sizes, receptive-field composition,
-im2col shapes) usable without a model.
+im2col shapes) usable without a model; `explain(layer, input_size)` / `explain_layer(model, name)` work out one
+convolution's or pooling's arithmetic as a lecture would (print the result).
 """
 
+from convolve.inspect.explain import AxisArithmetic, LayerExplanation, explain, explain_layer
 from convolve.inspect.geometry import (
     INPUT_FIELD,
     AxisField,
@@ -22,12 +24,16 @@ from convolve.inspect.table import format_summary
 
 __all__ = [
     "INPUT_FIELD",
+    "AxisArithmetic",
     "AxisField",
     "Im2colShapes",
+    "LayerExplanation",
     "LayerRow",
     "ModelSummary",
     "Window",
     "compose",
+    "explain",
+    "explain_layer",
     "format_summary",
     "im2col_shapes",
     "infer_output_shape",
