@@ -196,5 +196,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return explain(args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """`convolve report RUN --out FILE`, wired in `convolve.cli.learn`."""
+    from convolve.cli.learn import cmd_report as report
+
+    return report(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
-            "visualize": cmd_visualize, "models": cmd_models, "datasets": cmd_datasets, "explain": cmd_explain}
+            "visualize": cmd_visualize, "models": cmd_models, "datasets": cmd_datasets, "explain": cmd_explain,
+            "report": cmd_report}

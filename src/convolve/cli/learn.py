@@ -79,3 +79,39 @@ def cmd_explain(args: argparse.Namespace) -> int:
         model = models.get_model(args.what)
     print(inspect.explain_layer(model, args.layer, args.input))
     return 0
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="one self-contained HTML page about a trained run",
+        description="Write an HTML page (pictures embedded, nothing fetched) for a run of `convolve train`: "
+                    "accuracy, recipe, layer table, training curves, confusion matrix, first-layer filters, feature "
+                    "maps, saliency and Grad-CAM of a few test images, a receptive field (needs matplotlib).")
+    p.add_argument("run", help="a run folder written by `convolve train`, or its checkpoint .npz")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default ./report.html)")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the training one)")
+    p.add_argument("--num-images", type=int, default=3, help="test images shown (default 3)")
+    p.add_argument("--dpi", type=int, default=80, help="resolution of the embedded pictures (default 80)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Load the run's checkpoint and test split, then `convolve.viz.report.write_report`."""
+    from convolve import data
+    from convolve.cli import recipe
+    from convolve.cli.commands import load_model
+    from convolve.viz._figure import require_matplotlib
+    from convolve.viz.report import write_report
+
+    require_matplotlib("report")
+    model, meta = load_model(args.run)
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    root = args.data_dir or (meta.get("recipe") or {}).get("data_dir")
+    test_set = data.get_dataset(meta["dataset"], root=root, train=False)
+    loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
+    history = run_dir / "history.json"
+    path = write_report(args.out, model, loader, history=history if history.is_file() else None,
+                        classes=meta.get("classes"), recipe=meta.get("recipe"),
+                        title=f"{meta['model']} on {meta['dataset']}", mean=meta["mean"], std=meta["std"],
+                        num_images=args.num_images, dpi=args.dpi)
+    print(f"wrote {path}")
+    return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from convolve.cli.learn import add_explain_parser
+from convolve.cli.learn import add_explain_parser, add_report_parser
 from convolve.cli.recipe import parse_option
 from convolve.viz.cli import add_visualize_parser
 
@@ -94,6 +94,7 @@ def build_parser() -> Parser:
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE", help="model option")
     add_visualize_parser(sub)
     add_explain_parser(sub)
+    add_report_parser(sub)
     sub.add_parser("models", help="list the model zoo", description="List the models `convolve train` knows.")
     sub.add_parser("datasets", help="list the datasets", description="List the datasets `convolve train` knows.")
     return parser
