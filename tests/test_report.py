@@ -137,6 +137,8 @@ def test_report_arguments(tmp_path):
         write_report(tmp_path / "r.pdf", model, [])
     with pytest.raises(ValueError, match="`num_images` must be a positive int"):
         write_report(tmp_path / "r.html", model, [], num_images=0)
+    with pytest.raises(ValueError, match="`dpi` must be an int >= 20"):
+        write_report(tmp_path / "r.html", model, [], dpi=5)
 
 
 def test_report_of_a_missing_run_is_one_line(capsys, tmp_path):

@@ -132,6 +132,8 @@ def build_report(model: nn.Module, test_loader: Iterable[Any], *, history: Any =
         raise TypeError(f"report: `model` must be a convolve.nn.Module, got {type(model).__name__}")
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ValueError(f"report: `num_images` must be a positive int, got {num_images!r}")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 20:
+        raise ValueError(f"report: `dpi` must be an int >= 20, got {dpi!r}")
     result = evaluate(model, test_loader)
     xs, ys = _first_batch(test_loader, num_images)
     pictures = [_shown(x, mean, std) for x in xs]
