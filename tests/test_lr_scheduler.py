@@ -201,3 +201,25 @@ def test_one_cycle_cycle_momentum_needs_momentum_or_betas():
     del o.defaults["momentum"]
     with pytest.raises(ValueError, match=r"`cycle_momentum=True` needs an optimizer with `momentum` or `betas`"):
         ls.OneCycleLR(o, 0.1, total_steps=10)
+
+
+def test_schedulers_declare_how_they_step_and_the_trainer_follows():
+    """OneCycleLR steps per batch, the others per epoch; the trainer reads `step_interval`, not class names."""
+    from convolve.train import Trainer
+
+    model = cv.nn.Linear(2, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    assert ls.LRScheduler.step_interval == "epoch"
+    assert ls.StepLR(opt, step_size=1).step_interval == "epoch"
+    assert ls.ReduceLROnPlateau(opt).step_interval == "epoch"
+    assert ls.OneCycleLR(opt, max_lr=0.1, total_steps=10).step_interval == "batch"
+
+    class PerBatch(ls.StepLR):
+        step_interval = "batch"
+
+    assert Trainer(model, None, opt, PerBatch(opt, step_size=1)).scheduler_interval == "batch"
+    assert Trainer(model, None, opt, ls.StepLR(opt, step_size=1)).scheduler_interval == "epoch"
+    old_name = Trainer(model, None, opt, ls.StepLR(opt, 1), scheduler_interval="step")
+    assert old_name.scheduler_interval == "batch"
+    with pytest.raises(ValueError, match="`scheduler_interval` must be 'auto', 'epoch' or 'batch', got 'iteration'"):
+        Trainer(model, None, opt, scheduler_interval="iteration")

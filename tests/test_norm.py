@@ -146,7 +146,7 @@ def test_batch_norm_backward_twice_with_retain_graph_and_in_place_write_caught()
     h = x * 1.0
     y = F.batch_norm(h, None, None, w, training=True)
     h.zero_()
-    with pytest.raises(RuntimeError, match=r"BatchNorm.backward: a tensor saved for the gradient was modified"):
+    with pytest.raises(RuntimeError, match=r"BatchNormFunction.backward: a tensor saved for the gradient was modified"):
         y.backward(g)
 
 

@@ -4,7 +4,7 @@ The file is one `.npz` archive (readable by NumPy alone): every Tensor/array is 
 structure is JSON in the member `__convolve__.npy` (a uint8 array), with a format version and, for every array, its
 dtype, shape and SHA-256. `load` reads with `allow_pickle=False`, so no file can execute code; a truncated, corrupted,
 foreign or tampered file raises ValueError naming the path and the problem, never returning half an object.
-Writes are atomic (a temporary file in the same directory, then `os.replace`).
+Writes are atomic (a temporary file in the same directory, fsync, then `os.replace`): a kill leaves the old file.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
+from convolve._atomic import atomic_open
 from convolve.tensor import Tensor
 
 FORMAT = "convolve-checkpoint"
@@ -80,19 +80,8 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     manifest = {k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _digest(a)} for k, a in enc.arrays.items()}
     meta = {"format": FORMAT, "version": VERSION, "root": root, "arrays": manifest}
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            members: dict[str, Any] = {_META: meta_bytes, **enc.arrays}
-            np.savez(f, **members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **{_META: meta_bytes, **enc.arrays})
 
 
 def load(path: str | os.PathLike[str]) -> Any:

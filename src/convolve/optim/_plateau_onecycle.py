@@ -107,6 +107,8 @@ class OneCycleLR(LRScheduler):
     """lr rises from max_lr/div_factor to max_lr over `pct_start` of the steps, then anneals to a tiny min_lr;
     momentum (SGD) or beta1 (Adam) cycles the opposite way when `cycle_momentum`. Step once per batch."""
 
+    step_interval = "batch"
+
     def __init__(
         self,
         optimizer: Optimizer,

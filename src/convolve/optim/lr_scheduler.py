@@ -38,7 +38,12 @@ def _per_group(value: Any, name: str, optimizer: Optimizer, fn: str) -> list[Any
 
 
 class LRScheduler:
-    """Base class: `get_lr()` computes the next lrs from the current ones; `step()` advances `last_epoch`."""
+    """Base class: `get_lr()` computes the next lrs from the current ones; `step()` advances `last_epoch`.
+
+    `step_interval` says how a training loop calls `step()`: once per "epoch" (the default) or once per "batch".
+    """
+
+    step_interval: str = "epoch"
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         name = type(self).__name__

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from convolve._atomic import write_text
 from convolve.tensor import Tensor
 
 
@@ -41,19 +43,20 @@ class History:
         return {k: self[k] for k in self.keys}
 
     def save_csv(self, path: str | Path) -> None:
-        """Write one header line and one row per epoch."""
+        """Write one header line and one row per epoch (atomically: a kill leaves the old file)."""
         keys = self.keys
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            for r in self.records:
-                writer.writerow({k: r.get(k, "") for k in keys})
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        for r in self.records:
+            writer.writerow({k: r.get(k, "") for k in keys})
+        write_text(path, text.getvalue())
 
     def save_json(self, path: str | Path) -> None:
         """Write the column-oriented dict (NaN written as null so the file is strict JSON)."""
         data = {k: [None if isinstance(v, float) and math.isnan(v) else v for v in vs]
                 for k, vs in self.to_dict().items()}
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+        write_text(path, json.dumps(data, indent=2) + "\n")
 
     def save(self, directory: str | Path, stem: str = "history") -> None:
         """Write `<stem>.csv` and `<stem>.json` into `directory`."""

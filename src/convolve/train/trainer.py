@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from convolve import random as crandom
+from convolve._atomic import copy_file, remove_stale_temps
 from convolve.autograd import no_grad
 from convolve.backend import to_numpy
+from convolve.optim.lr_scheduler import ReduceLROnPlateau
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
@@ -25,7 +27,6 @@ from convolve.train.progress import EpochProgress, progress_enabled
 
 Callback = Callable[["Trainer", int, dict[str, Any]], None]
 LAST, BEST = "last.npz", "best.npz"
-STEP_SCHEDULERS = ("OneCycleLR", "CyclicLR")
 
 
 def _num_batches(loader: Any) -> int | None:
@@ -66,7 +67,8 @@ def evaluate(model: Any, loader: Iterable[Any], loss_fn: Callable[[Any, Any], An
 class Trainer:
     """Owns a model, loss, optimizer and optional scheduler; `fit` runs epochs and records a `History`.
 
-    `scheduler_interval`: 'epoch' (StepLR, cosine...), 'step' (OneCycleLR) or 'auto' (by scheduler class).
+    `scheduler_interval`: 'epoch' (StepLR, cosine...), 'batch' (OneCycleLR; 'step' is accepted as its old name) or
+    'auto': the scheduler's own `step_interval`.
     `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written.
     `seed`: before the first epoch, reseed the global generator (dropout) with `seed` and the loader's generators
     with `seed + 1, seed + 2, ...`; the initial weights come from the seed in force when the model was built.
@@ -80,8 +82,8 @@ class Trainer:
                  early_stopping: EarlyStopping | None = None, seed: int | None = None, progress: bool | None = None,
                  callbacks: Sequence[Callback] = (), scheduler_interval: str = "auto",
                  meta: dict[str, Any] | None = None) -> None:
-        if scheduler_interval not in ("auto", "epoch", "step"):
-            raise ValueError(f"Trainer: `scheduler_interval` must be 'auto', 'epoch' or 'step', "
+        if scheduler_interval not in ("auto", "epoch", "batch", "step"):
+            raise ValueError(f"Trainer: `scheduler_interval` must be 'auto', 'epoch' or 'batch', "
                              f"got {scheduler_interval!r}")
         unknown = set(metrics) - {"loss", "accuracy", "top5"}
         if unknown:
@@ -92,12 +94,13 @@ class Trainer:
         self.early_stopping, self.seed, self.progress = early_stopping, seed, progress
         self.callbacks = list(callbacks)
         if scheduler_interval == "auto":
-            scheduler_interval = "step" if type(scheduler).__name__ in STEP_SCHEDULERS else "epoch"
-        self.scheduler_interval = scheduler_interval
+            scheduler_interval = getattr(scheduler, "step_interval", "epoch")
+        self.scheduler_interval = "batch" if scheduler_interval == "step" else scheduler_interval
         self.meta = dict(meta or {})
         self.history = History()
         self.epoch = 0  # epochs completed
         self.best: float | None = None
+        self.best_epoch: int | None = None  # the epoch whose weights best.npz holds
         self.stop_training = False
 
     # ----- state -------------------------------------------------------------------------------------
@@ -121,7 +124,7 @@ class Trainer:
         """Everything but the model weights needed to continue the run exactly."""
         gens = self.loader_generators(train_loader)
         return {
-            "epoch": self.epoch, "best": self.best, "meta": self.meta,
+            "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch, "meta": self.meta,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None,
@@ -131,7 +134,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any], train_loader: Any = None) -> None:
         """Restore a `state_dict()` (the model weights are loaded separately)."""
-        self.epoch, self.best = int(state["epoch"]), state["best"]
+        self.epoch, self.best, self.best_epoch = int(state["epoch"]), state["best"], state.get("best_epoch")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -160,7 +163,7 @@ class Trainer:
     def _step_scheduler(self, record: dict[str, Any]) -> None:
         if self.scheduler is None or self.scheduler_interval != "epoch":
             return
-        if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+        if isinstance(self.scheduler, ReduceLROnPlateau):  # steps on the monitored loss
             self.scheduler.step(record.get("val_loss", record["train_loss"]))
         else:
             self.scheduler.step()
@@ -176,7 +179,7 @@ class Trainer:
                 loss = self.loss_fn(out, y)
                 loss.backward()
                 self.optimizer.step()
-                if self.scheduler is not None and self.scheduler_interval == "step":
+                if self.scheduler is not None and self.scheduler_interval == "batch":
                     self.scheduler.step()
                 value = float(to_numpy(loss))
                 if not math.isfinite(value):
@@ -203,24 +206,43 @@ class Trainer:
         better = (value < self.best if "loss" in name else value > self.best) if self.best is not None else True
         if better and not math.isnan(value):
             self.best = value
+        if better:
+            self.best_epoch = self.epoch
         if self.early_stopping is not None:
             self.stop_training = self.early_stopping.step(record, self.epoch)
         if self.checkpoint_dir is not None:
-            self.save_checkpoint(self.checkpoint_dir / LAST, train_loader)
-            if better:
-                self.save_checkpoint(self.checkpoint_dir / BEST, train_loader)
-            self.history.save(self.checkpoint_dir)
+            self._write_outputs(self.checkpoint_dir, train_loader, better)
         for cb in self.callbacks:
             cb(self, self.epoch, record)
+
+    def _write_outputs(self, folder: Path, train_loader: Any, better: bool) -> None:
+        """last.npz first: it is the commit point and holds everything the other files are made from (best
+        metric and epoch, history), so `_repair_outputs` can redo whatever a kill left undone after it."""
+        self.save_checkpoint(folder / LAST, train_loader)
+        if better:
+            self.save_checkpoint(folder / BEST, train_loader)
+        self.history.save(folder)
+
+    def _repair_outputs(self, resumed_from: Path) -> None:
+        """After a resume: finish the writes a kill may have cut after the checkpoint `resumed_from` was
+        committed (best.npz when that epoch set a new best, both histories), so all files agree with it."""
+        if self.checkpoint_dir is None:
+            return
+        if self.best_epoch is not None and self.best_epoch == self.epoch:
+            copy_file(resumed_from, self.checkpoint_dir / BEST)  # best.npz at that epoch equals last.npz
+        self.history.save(self.checkpoint_dir)
 
     def fit(self, train_loader: Iterable[Any], epochs: int, val_loader: Iterable[Any] | None = None,
             resume: bool | str | Path = False) -> History:
         """Train until `epochs` epochs are completed in total (resumed epochs count) or early stopping fires."""
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: `epochs` must be a positive int, got {epochs!r}")
+        if self.checkpoint_dir is not None:
+            remove_stale_temps(self.checkpoint_dir)
         if resume:
             path = self._resume_path(resume)
             self.restore(path, train_loader)
+            self._repair_outputs(path)
         elif self.seed is not None:
             crandom.manual_seed(self.seed)
             for i, gen in enumerate(self.loader_generators(train_loader)):
@@ -248,7 +270,8 @@ class Trainer:
         else:
             path = Path(str(resume))
         if not path.is_file():
-            raise FileNotFoundError(f"fit: cannot resume, no checkpoint at {path}")
+            raise FileNotFoundError(f"fit: cannot resume, no checkpoint at {path} (a run stopped before its first "
+                                    f"epoch finished has none: start it again without resuming)")
         return path
 
 

@@ -30,7 +30,7 @@ __all__ = [
 
 
 # ----- piecewise family: the backward needs the output or a sign mask only, so `inplace=True` is safe ----
-class ReLU(Function):
+class ReLUFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, inplace: bool = False) -> np.ndarray:
         out = np.maximum(x, 0, out=x if inplace else None)
@@ -43,7 +43,7 @@ class ReLU(Function):
         return (grad * (out > 0),)  # d relu / dx = 0 at x = 0, as PyTorch
 
 
-class ReLU6(Function):
+class ReLU6Function(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, inplace: bool = False) -> np.ndarray:
         out = np.clip(x, 0, 6, out=x if inplace else None)
@@ -56,7 +56,7 @@ class ReLU6(Function):
         return (grad * ((out > 0) & (out < 6)),)  # 0 at both kinks, as PyTorch's hardtanh
 
 
-class LeakyReLU(Function):
+class LeakyReLUFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, negative_slope: float = 0.01, inplace: bool = False) -> np.ndarray:
         slope = x.dtype.type(negative_slope)
@@ -72,7 +72,7 @@ class LeakyReLU(Function):
         return (np.where(positive, grad, grad * ctx.slope),)
 
 
-class ELU(Function):
+class ELUFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, alpha: float = 1.0, inplace: bool = False) -> np.ndarray:
         a = x.dtype.type(alpha)
@@ -101,22 +101,22 @@ def _apply_maybe_inplace(fn: type[Function], input: Tensor, name: str, inplace: 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0) element-wise; the gradient at exactly 0 is 0 (PyTorch's choice)."""
-    return _apply_maybe_inplace(ReLU, input, "relu", inplace)
+    return _apply_maybe_inplace(ReLUFunction, input, "relu", inplace)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6) element-wise (MobileNet's bounded relu)."""
-    return _apply_maybe_inplace(ReLU6, input, "relu6", inplace)
+    return _apply_maybe_inplace(ReLU6Function, input, "relu6", inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0, negative_slope * x otherwise (PyTorch's default slope 0.01)."""
-    return _apply_maybe_inplace(LeakyReLU, input, "leaky_relu", inplace, negative_slope=negative_slope)
+    return _apply_maybe_inplace(LeakyReLUFunction, input, "leaky_relu", inplace, negative_slope=negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
-    return _apply_maybe_inplace(ELU, input, "elu", inplace, alpha=alpha)
+    return _apply_maybe_inplace(ELUFunction, input, "elu", inplace, alpha=alpha)
 
 
 # ----- smooth activations -------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-class Sigmoid(Function):
+class SigmoidFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         out = _sigmoid(x)
@@ -139,7 +139,7 @@ class Sigmoid(Function):
         return (grad * s * (1 - s),)
 
 
-class Tanh(Function):
+class TanhFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         out = np.tanh(x)
@@ -152,7 +152,7 @@ class Tanh(Function):
         return (grad * (1 - t * t),)
 
 
-class SiLU(Function):
+class SiLUFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         s = _sigmoid(x)
@@ -167,17 +167,17 @@ class SiLU(Function):
 
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    return Sigmoid.apply(check_float(input, "input", "sigmoid"))
+    return SigmoidFunction.apply(check_float(input, "input", "sigmoid"))
 
 
 def tanh(input: Tensor) -> Tensor:
     """Hyperbolic tangent; derivative 1 - tanh^2."""
-    return Tanh.apply(check_float(input, "input", "tanh"))
+    return TanhFunction.apply(check_float(input, "input", "tanh"))
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x) (a.k.a. swish); `inplace` is accepted for PyTorch compatibility and ignored."""
-    return SiLU.apply(check_float(input, "input", "silu"))
+    return SiLUFunction.apply(check_float(input, "input", "silu"))
 
 
 # ----- erf and GELU --------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _TANH_C = math.sqrt(2 / math.pi)
 
 
-class GELU(Function):
+class GELUFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, approximate: str = "none") -> np.ndarray:
         ctx.approximate = approximate
@@ -246,7 +246,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     check_float(input, "input", "gelu")
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: `approximate` must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(input, approximate=approximate)
+    return GELUFunction.apply(input, approximate=approximate)
 
 
 # ----- softmax family --------------------------------------------------------------------------------------
@@ -256,7 +256,7 @@ def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-class Softmax(Function):
+class SoftmaxFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, dim: int) -> np.ndarray:
         e = np.exp(x - x.max(axis=dim, keepdims=True))
@@ -271,7 +271,7 @@ class Softmax(Function):
         return (y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True)),)
 
 
-class LogSoftmax(Function):
+class LogSoftmaxFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, dim: int) -> np.ndarray:
         out = _log_softmax(x, dim)
@@ -299,8 +299,8 @@ def softmax(input: Tensor, dim: int | None = None) -> Tensor:
     check_float(input, "input", "softmax")
     axis = _check_dim(input, dim, "softmax")
     if input.ndim == 0:
-        return Softmax.apply(input.reshape(1), dim=0).reshape(())
-    return Softmax.apply(input, dim=axis)
+        return SoftmaxFunction.apply(input.reshape(1), dim=0).reshape(())
+    return SoftmaxFunction.apply(input, dim=axis)
 
 
 def log_softmax(input: Tensor, dim: int | None = None) -> Tensor:
@@ -308,5 +308,5 @@ def log_softmax(input: Tensor, dim: int | None = None) -> Tensor:
     check_float(input, "input", "log_softmax")
     axis = _check_dim(input, dim, "log_softmax")
     if input.ndim == 0:
-        return LogSoftmax.apply(input.reshape(1), dim=0).reshape(())
-    return LogSoftmax.apply(input, dim=axis)
+        return LogSoftmaxFunction.apply(input.reshape(1), dim=0).reshape(())
+    return LogSoftmaxFunction.apply(input, dim=axis)

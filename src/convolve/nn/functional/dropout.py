@@ -19,7 +19,7 @@ from convolve.tensor import Tensor
 __all__ = ["dropout", "dropout1d", "dropout2d"]
 
 
-class Dropout(Function):
+class DropoutFunction(Function):
     """Multiply by a mask of 0 and 1/(1-p); `mask_shape` broadcasts to the input (channel dropout)."""
 
     @staticmethod
@@ -48,7 +48,7 @@ def _dropout(input: Tensor, p: float, training: bool, inplace: bool, generator: 
         raise RuntimeError(f"{fn}: `inplace=True` on a leaf tensor that requires grad is not allowed")
     if not training or p == 0.0:
         return input
-    return Dropout.apply(input, p=float(p), mask_shape=mask_shape, generator=generator, inplace=inplace)
+    return DropoutFunction.apply(input, p=float(p), mask_shape=mask_shape, generator=generator, inplace=inplace)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,

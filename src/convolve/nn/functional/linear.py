@@ -13,7 +13,7 @@ from convolve.tensor import Tensor
 __all__ = ["linear"]
 
 
-class Linear(Function):
+class LinearFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         out_features, in_features = weight.shape
@@ -56,4 +56,4 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             raise ValueError(f"{fn}: `bias` must have shape ({out_features},), got {tuple(bias.shape)}")
         if bias.dtype != weight.dtype:
             raise TypeError(f"{fn}: `bias` dtype {bias.dtype} must equal `weight` dtype {weight.dtype}")
-    return Linear.apply(input, weight, bias)
+    return LinearFunction.apply(input, weight, bias)

@@ -116,7 +116,7 @@ def _check_weight(weight: Tensor | None, c: int, input: Tensor, fn: str) -> np.n
 
 
 # ----- cross entropy with class indices: the fused hot path ----------------------------------------------
-class CrossEntropy(Function):
+class CrossEntropyFunction(Function):
     """log_softmax + (smoothed, weighted) NLL in one op; backward = (sum(q) softmax - q) * upstream."""
 
     @staticmethod
@@ -159,7 +159,7 @@ class CrossEntropy(Function):
         return (_from_rows(gx, shape),)
 
 
-class CrossEntropyProbs(Function):
+class CrossEntropyProbsFunction(Function):
     """Cross entropy against class probabilities (soft labels); differentiable in input and target."""
 
     @staticmethod
@@ -215,14 +215,15 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
             raise TypeError(f"{fn}: `target` dtype {target.dtype} must equal `input` dtype {input.dtype}")
         if ignore_index >= 0:
             raise ValueError(f"{fn}: `ignore_index` is not supported for class-probability targets")
-        return CrossEntropyProbs.apply(input, target, weight=w, reduction=reduction, label_smoothing=label_smoothing)
+        return CrossEntropyProbsFunction.apply(input, target, weight=w, reduction=reduction,
+                                               label_smoothing=label_smoothing)
     y = _check_class_target(input, target, ignore_index, fn)
-    return CrossEntropy.apply(input, y=y, weight=w, ignore_index=ignore_index, reduction=reduction,
-                              label_smoothing=float(label_smoothing))
+    return CrossEntropyFunction.apply(input, y=y, weight=w, ignore_index=ignore_index, reduction=reduction,
+                                      label_smoothing=float(label_smoothing))
 
 
 # ----- negative log likelihood ----------------------------------------------------------------------------------
-class NLLLoss(Function):
+class NLLLossFunction(Function):
     """-w[y] * input[y] per sample, for `input` holding log-probabilities."""
 
     @staticmethod
@@ -258,7 +259,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore
     _check_reduction(reduction, fn)
     w = _check_weight(weight, c, input, fn)
     y = _check_class_target(input, target, ignore_index, fn)
-    return NLLLoss.apply(input, y=y, weight=w, ignore_index=ignore_index, reduction=reduction)
+    return NLLLossFunction.apply(input, y=y, weight=w, ignore_index=ignore_index, reduction=reduction)
 
 
 # ----- regression and binary losses ------------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def _check_pair(input: Tensor, target: Tensor, fn: str) -> None:
         raise TypeError(f"{fn}: `target` dtype {target.dtype} must equal `input` dtype {input.dtype}")
 
 
-class MSELoss(Function):
+class MSELossFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
         diff = x - t
@@ -291,7 +292,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """(input - target)^2, reduced; shapes must match exactly (no silent broadcasting)."""
     _check_pair(input, target, "mse_loss")
     _check_reduction(reduction, "mse_loss")
-    return MSELoss.apply(input, target, reduction=reduction)
+    return MSELossFunction.apply(input, target, reduction=reduction)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -299,7 +300,7 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
-class BCEWithLogits(Function):
+class BCEWithLogitsFunction(Function):
     """w * [(1 - t) x + (1 + (pw - 1) t) softplus(-x)]: PyTorch's stable form of -w [pw t log s + (1-t) log(1-s)]."""
 
     @staticmethod
@@ -350,10 +351,10 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     _check_reduction(reduction, fn)
     w = _check_broadcastable(weight, "weight", input, fn)
     pw = _check_broadcastable(pos_weight, "pos_weight", input, fn)
-    return BCEWithLogits.apply(input, target, weight=w, pos_weight=pw, reduction=reduction)
+    return BCEWithLogitsFunction.apply(input, target, weight=w, pos_weight=pw, reduction=reduction)
 
 
-class BCE(Function):
+class BCEFunction(Function):
     """-w [t log x + (1 - t) log(1 - x)] with each log clamped at -100, as PyTorch."""
 
     @staticmethod
@@ -391,4 +392,4 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if ((x < 0) | (x > 1)).any():
         raise ValueError(f"{fn}: `input` values must be probabilities in [0, 1], got min {x.min()}, max {x.max()}")
     w = _check_broadcastable(weight, "weight", input, fn)
-    return BCE.apply(input, target, weight=w, reduction=reduction)
+    return BCEFunction.apply(input, target, weight=w, reduction=reduction)

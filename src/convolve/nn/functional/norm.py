@@ -128,7 +128,7 @@ def _batch_stats_backward(x3: np.ndarray, g3: np.ndarray, mean: np.ndarray, inv_
     return gx, sum_dy, dot
 
 
-class BatchNorm(Function):
+class BatchNormFunction(Function):
     """Per-channel normalization with the batch's statistics (`training`; running ones updated in place) or the
     running ones. Saves x (the graph keeps it alive anyway), not x_hat."""
 
@@ -208,9 +208,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input shape {input.shape}")
     if not eps > 0:
         raise ValueError(f"{fn}: `eps` must be positive, got {eps}")
-    return BatchNorm.apply(input, weight, bias, running_mean=None if running_mean is None else running_mean.data,
-                           running_var=None if running_var is None else running_var.data, training=training,
-                           momentum=momentum, eps=eps)
+    return BatchNormFunction.apply(input, weight, bias,
+                                   running_mean=None if running_mean is None else running_mean.data,
+                                   running_var=None if running_var is None else running_var.data, training=training,
+                                   momentum=momentum, eps=eps)
 
 
 def _update_running_stats(running_mean: np.ndarray | None, running_var: np.ndarray | None, mean: np.ndarray,
@@ -223,7 +224,7 @@ def _update_running_stats(running_mean: np.ndarray | None, running_var: np.ndarr
 
 
 # ----- layer norm -------------------------------------------------------------------------------------------
-class LayerNorm(Function):
+class LayerNormFunction(Function):
     """Normalize over the last `k` dims of each sample; weight/bias have those `k` dims' shape."""
 
     @staticmethod
@@ -267,7 +268,7 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
             check_float(t, name, fn)
             if tuple(t.shape) != shape:
                 raise ValueError(f"{fn}: `{name}` must have shape normalized_shape = {shape}, got {tuple(t.shape)}")
-    return LayerNorm.apply(input, weight, bias, k=k, eps=eps)
+    return LayerNormFunction.apply(input, weight, bias, k=k, eps=eps)
 
 
 # ----- local response norm ------------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def _window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
     return out
 
 
-class LocalResponseNorm(Function):
+class LocalResponseNormFunction(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:
         before, after = size // 2, (size - 1) // 2  # PyTorch's window: [c - size//2, c + (size-1)//2]
@@ -320,4 +321,4 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
         raise ValueError(f"{fn}: `input` must be at least 3-D (N, C, *), got {input.ndim}-D with shape {input.shape}")
     if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
         raise ValueError(f"{fn}: `size` must be a positive int, got {size!r}")
-    return LocalResponseNorm.apply(input, size=int(size), alpha=alpha, beta=beta, k=k)
+    return LocalResponseNormFunction.apply(input, size=int(size), alpha=alpha, beta=beta, k=k)

@@ -25,7 +25,7 @@ MODES = ("constant", "reflect", "replicate", "circular")
 _NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-class Pad(Function):
+class PadFunction(Function):
     """Pad with `widths` = ((before, after) per axis); negative widths (constant mode only) crop."""
 
     @staticmethod
@@ -95,9 +95,9 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
     widths = tuple([(0, 0)] * (input.ndim - n_dims) + pairs[::-1])
     if mode == "constant":
         _check_crop(input, widths)
-        return Pad.apply(input, widths=widths, mode=mode, value=0.0 if value is None else value)
+        return PadFunction.apply(input, widths=widths, mode=mode, value=0.0 if value is None else value)
     _check_non_constant(input, widths, n_dims, mode, value)
-    return Pad.apply(input, widths=widths, mode=mode, value=0.0)
+    return PadFunction.apply(input, widths=widths, mode=mode, value=0.0)
 
 
 def _check_crop(input: Tensor, widths: tuple[tuple[int, int], ...]) -> None:

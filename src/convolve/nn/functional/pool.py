@@ -53,7 +53,7 @@ def _taps(kernel: Pair, stride: Pair, dilation: Pair, out: Pair) -> list[tuple[i
     return taps
 
 
-class MaxPool2d(Function):
+class MaxPool2dFunction(Function):
     """Max over each (dilated) window of the last two axes; backward routes the gradient to the arg-max."""
 
     @staticmethod
@@ -141,7 +141,7 @@ def _scan_argmax(xp: np.ndarray, taps: list[tuple[int, slice, slice]], first: np
     return arg
 
 
-class AvgPool2d(Function):
+class AvgPool2dFunction(Function):
     """Mean over each window of the last two axes with PyTorch's divisor rules; backward spreads evenly."""
 
     @staticmethod
@@ -183,7 +183,7 @@ class AvgPool2d(Function):
         return (np.ascontiguousarray(gxp[..., top : top + h, left : left + w]),)
 
 
-class AdaptiveAvgPool2d(Function):
+class AdaptiveAvgPool2dFunction(Function):
     """Mean over PyTorch's adaptive bins of the last two axes, as two GEMMs with 0/1 bin matrices (sums if global)."""
 
     @staticmethod
@@ -230,7 +230,7 @@ def _segment_max(x: np.ndarray, size: int, out: int, axis: int) -> tuple[np.ndar
     return best, offset_of_best + np.expand_dims(starts, along)
 
 
-class AdaptiveMaxPool2d(Function):
+class AdaptiveMaxPool2dFunction(Function):
     """Max over PyTorch's adaptive bins of the last two axes; backward routes the gradient to the arg-max."""
 
     @staticmethod
@@ -278,8 +278,8 @@ def _max_pool(fn: str, dims: int, input: Tensor, kernel_size: Any, stride: Any, 
     kernel, strides, pads, dilations = window_args(fn, dims, kernel_size, stride, padding, dilation)
     out = pooled_size(fn, input, kernel, strides, pads, dilations, ceil_mode)
     sink: list[np.ndarray] | None = [] if return_indices else None
-    y = MaxPool2d.apply(_as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
-                        padding=_pair(pads, 0), dilation=_pair(dilations, 1), out=_pair(out, 1), indices=sink)
+    y = MaxPool2dFunction.apply(_as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
+                                padding=_pair(pads, 0), dilation=_pair(dilations, 1), out=_pair(out, 1), indices=sink)
     y = _from_2d(y, dims)
     if sink is None:
         return y
@@ -312,9 +312,9 @@ def _avg_pool(fn: str, dims: int, input: Tensor, kernel_size: Any, stride: Any, 
     ):
         raise ValueError(f"{fn}: `divisor_override` must be None or a non-zero int, got {divisor_override!r}")
     out = pooled_size(fn, input, kernel, strides, pads, ones, ceil_mode)
-    y = AvgPool2d.apply(_as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
-                        padding=_pair(pads, 0), out=_pair(out, 1), count_include_pad=bool(count_include_pad),
-                        divisor_override=None if divisor_override is None else int(divisor_override))
+    y = AvgPool2dFunction.apply(_as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
+                                padding=_pair(pads, 0), out=_pair(out, 1), count_include_pad=bool(count_include_pad),
+                                divisor_override=None if divisor_override is None else int(divisor_override))
     return _from_2d(y, dims)
 
 
@@ -339,7 +339,7 @@ def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
     """Average over `output_size` adaptive bins of (N, C, L) or (C, L); output_size=1 is global average pooling."""
     check_input(input, "adaptive_avg_pool1d", 1)
     out = adaptive_size("adaptive_avg_pool1d", input, output_size, 1)
-    return _from_2d(AdaptiveAvgPool2d.apply(_as_2d(input, 1), out=out), 1)
+    return _from_2d(AdaptiveAvgPool2dFunction.apply(_as_2d(input, 1), out=out), 1)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
@@ -348,7 +348,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     `output_size` is an int or (oh, ow), None keeping that dimension; output_size=1 is global average pooling.
     """
     check_input(input, "adaptive_avg_pool2d", 2)
-    return AdaptiveAvgPool2d.apply(input, out=adaptive_size("adaptive_avg_pool2d", input, output_size, 2))
+    return AdaptiveAvgPool2dFunction.apply(input, out=adaptive_size("adaptive_avg_pool2d", input, output_size, 2))
 
 
 def _adaptive_max(fn: str, dims: int, input: Tensor, output_size: Any,
@@ -356,7 +356,7 @@ def _adaptive_max(fn: str, dims: int, input: Tensor, output_size: Any,
     check_input(input, fn, dims)
     out = adaptive_size(fn, input, output_size, dims)
     sink: list[np.ndarray] | None = [] if return_indices else None
-    y = _from_2d(AdaptiveMaxPool2d.apply(_as_2d(input, dims), out=out, indices=sink), dims)
+    y = _from_2d(AdaptiveMaxPool2dFunction.apply(_as_2d(input, dims), out=out, indices=sink), dims)
     if sink is None:
         return y
     return y, Tensor._from_array(sink[0].reshape(y.shape))
