@@ -31,6 +31,7 @@ DATA_PLACEHOLDER = "/path/to/mnist"
 ALLOWED_SKIPS = {  # (file, start of the block's first line) -> why it cannot run inside the suite
     ("README.md", 'pip install -e ".[test]" && python -m pytest'): "the test command itself",
     ("README.md", "python benchmarks/bench_ops.py"): "long benchmarks; tests/test_benchmarks.py runs their small cases",
+    ("README.md", "chromium --headless"): "needs Chromium; tests/test_report.py runs it where a browser is installed",
 }
 
 KNOWN_BROKEN = {  # first line of the block -> the open issue that fixes it (strict: an unexpected pass fails)

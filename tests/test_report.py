@@ -1,6 +1,7 @@
-"""`convolve report` and the README's "Learn with it" section: its code blocks are run as shown (in a scratch
-folder), the explain output must be what the command prints, and the report page is rendered in headless
-Chromium (loads, no console errors, screenshot not blank; skipped with the reason where no browser exists)."""
+"""`convolve report` (a 1-epoch digits run, rendered in headless Chromium: loads, no console errors, screenshot not
+blank; skipped with the reason where no browser exists) and the README's "Learn with it" section: the explain
+output shown is what the command prints, the animation command reproduces docs/animate-conv.gif, and the
+screenshot command (skipped by tests/test_docs.py, which runs the other blocks) is run here on the report."""
 
 from __future__ import annotations
 
@@ -32,81 +33,89 @@ def learn_blocks() -> list[tuple[str, str]]:
     return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
 
 
-def _run_line(line: str, cwd: Path, profile: Path) -> str:
-    """Run one shell line of `convolve ...` / `chromium ...` commands joined by &&; returns convolve's stdout."""
+def readme_commands(program: str) -> list[list[str]]:
+    """The argv of every `program ...` command in the section's bash blocks (lines split at &&)."""
+    found = []
+    for lang, body in learn_blocks():
+        for line in body.strip().splitlines() if lang == "bash" else []:
+            found += [shlex.split(c) for c in line.split("&&") if shlex.split(c)[0] == program]
+    return found
+
+
+def convolve(*argv: str) -> str:
     out = io.StringIO()
-    for command in line.split("&&"):
-        argv = shlex.split(command)
-        if argv[0] == "convolve":
-            with contextlib.redirect_stdout(out):
-                assert main(argv[1:]) == 0, command
-        elif argv[0] == "chromium":
-            if BROWSER is None:
-                continue
-            isolation = [f for f in FLAGS if f != "--remote-debugging-pipe"] + [f"--user-data-dir={profile}"]
-            subprocess.run([BROWSER, *argv[1:], *isolation], cwd=cwd, timeout=120, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        else:
-            raise AssertionError(f"unexpected command in the README: {command}")
+    with contextlib.redirect_stdout(out):
+        assert main(list(argv)) == 0, argv
     return out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def readme(tmp_path_factory):
-    """Run the section's bash blocks in a scratch folder; returns (folder, [stdout of each bash block])."""
-    cwd = tmp_path_factory.mktemp("readme")
-    profile = tmp_path_factory.mktemp("browser-profile")
-    outputs = []
+@contextlib.contextmanager
+def inside(folder: Path):
     old = os.getcwd()
-    os.chdir(cwd)
+    os.chdir(folder)
     try:
-        for lang, body in learn_blocks():
-            if lang == "bash":
-                outputs.append("".join(_run_line(line, cwd, profile) for line in body.strip().splitlines()))
+        yield
     finally:
         os.chdir(old)
-    return cwd, outputs
 
 
-def test_readme_explain_block_is_what_the_command_prints(readme):
-    _, outputs = readme
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A scratch folder with runs/digits (1 epoch) and runs/digits/report.html (2 test images)."""
+    cwd = tmp_path_factory.mktemp("report")
+    with inside(cwd):
+        trained = convolve("train", "--epochs", "1", "--out", "runs/digits", "--no-progress")
+        convolve("report", "runs/digits", "--out", "runs/digits/report.html", "--num-images", "2")
+    return cwd, re.search(r"test accuracy: (\d\.\d+)", trained).group(1)
+
+
+def test_readme_explain_block_is_what_the_command_prints():
+    (argv,) = [a for a in readme_commands("convolve") if a[1] == "explain"]
     shown = [body for lang, body in learn_blocks() if lang == "text"]
-    assert len(shown) == 1 and outputs[0] == shown[0]
+    assert len(shown) == 1 and convolve(*argv[1:]) == shown[0]
 
 
-def test_readme_animation_is_reproduced(readme):
-    cwd, _ = readme
-    with PIL.open(cwd / "docs" / "animate-conv.gif") as made, PIL.open(ROOT / "docs" / "animate-conv.gif") as kept:
-        assert (made.n_frames, made.size) == (kept.n_frames, kept.size) == (26, kept.size)
+def test_readme_animation_is_reproduced(tmp_path):
+    (argv,) = [a for a in readme_commands("convolve") if a[1:3] == ["visualize", "animate"]]
+    with inside(tmp_path):
+        convolve(*argv[1:])
+    with PIL.open(tmp_path / "docs" / "animate-conv.gif") as made, \
+            PIL.open(ROOT / "docs" / "animate-conv.gif") as kept:
+        assert (made.n_frames, made.size) == (kept.n_frames, kept.size) and kept.n_frames == 26
     for name in ("animate-conv.gif", "report.png"):
         assert (ROOT / "docs" / name).stat().st_size < 200_000
 
 
-def test_report_page_is_self_contained(readme):
-    cwd, outputs = readme
+def test_report_page_is_self_contained(run):
+    cwd, accuracy = run
     page = (cwd / "runs" / "digits" / "report.html").read_text()
-    accuracy = re.search(r"test accuracy: (\d\.\d+)", outputs[1]).group(1)
     assert f"test accuracy {accuracy}" in page
     for heading in ("Recipe", "Model: DigitsCNN", "Training curves", "Confusion matrix", "First-layer filters",
-                    "Test image 2", "Receptive field"):
+                    "Test image 1", "Receptive field"):
         assert heading in page, heading
     refs = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert refs and all(r.startswith("data:") for r in refs)
-    assert "<script" not in page and "http" not in page.replace("http-equiv", "")
-    assert page.count("<img ") == 3 + 3 * 3 + 1  # curves, confusion, filters; 3 per test image; receptive field
+    assert "<script" not in page and "http" not in page
+    assert page.count("<img ") == 3 + 3 * 2 + 1  # curves, confusion, filters; 3 per test image; receptive field
 
 
 @pytest.mark.skipif(BROWSER is None, reason=NO_BROWSER)
-def test_report_renders_in_chromium_without_errors(readme):
-    cwd, _ = readme
+def test_report_renders_in_chromium_without_errors(run):
+    cwd, _ = run
     page = render((cwd / "runs" / "digits" / "report.html").as_uri(), width=1000, height=1300)
     assert page.loaded and page.errors == []
     _assert_not_blank(page.screenshot)
 
 
 @pytest.mark.skipif(BROWSER is None, reason=NO_BROWSER)
-def test_readme_screenshot_command(readme):
-    cwd, _ = readme
+def test_readme_screenshot_command(run, tmp_path):
+    """The README's chromium line, run as shown (plus a private profile and no background services)."""
+    cwd, _ = run
+    (argv,) = readme_commands("chromium")
+    isolation = [f for f in FLAGS if f != "--remote-debugging-pipe"] + [f"--user-data-dir={tmp_path}"]
+    (cwd / "docs").mkdir(exist_ok=True)
+    subprocess.run([BROWSER, *argv[1:], *isolation], cwd=cwd, timeout=120, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     shot = cwd / "docs" / "report.png"
     with PIL.open(shot) as im:
         assert im.size == (1000, 1300)
