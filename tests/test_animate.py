@@ -58,18 +58,20 @@ def test_pooling_matches_functional(mode):
     np.testing.assert_allclose(s.final, fn(x, 3, 2, 1).numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("stride, padding, dilation, groups, c, k", [(1, 0, 1, 1, 1, 1), (2, 1, 1, 1, 2, 2),
-                                                                     (2, 1, 2, 2, 2, 2), (3, 0, 1, 1, 1, 3)])
-def test_backward_modes_equal_autograd_and_pytorch(stride, padding, dilation, groups, c, k):
-    size = (c, 4, 4) if dilation > 1 else (c, 6, 6)
-    a = example_arrays(size, k, (3, 3), groups, False, 0)
+@pytest.mark.parametrize("stride, padding, dilation, groups, c, k, kernel", [
+    (1, 0, 1, 1, 1, 1, (3, 3)), (2, 1, 1, 1, 2, 2, (3, 3)), (2, 1, 2, 2, 2, 2, (3, 3)), (3, 0, 1, 1, 1, 3, (3, 3)),
+    (2, 1, 1, 1, 1, 1, (2, 3)),
+])
+def test_backward_modes_equal_autograd_and_pytorch(stride, padding, dilation, groups, c, k, kernel):
+    size = (c, 4, 4) if dilation > 1 else (c, 6, 5)
+    a = example_arrays(size, k, kernel, groups, False, 0)
     x, w = cv.tensor(a["input"][None], requires_grad=True), cv.tensor(a["weight"], requires_grad=True)
     y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     g = np.random.default_rng(1).integers(-1, 3, size=y.shape[1:]).astype(np.float64)
     y.backward(cv.tensor(g[None]))
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    s_in = viz.sweep("backward-input", size, k, 3, **kw)
-    s_w = viz.sweep("backward-weight", size, k, 3, **kw)
+    s_in = viz.sweep("backward-input", size, k, kernel, **kw)
+    s_w = viz.sweep("backward-weight", size, k, kernel, **kw)
     np.testing.assert_allclose(s_in.final, x.grad.numpy()[0], rtol=1e-12)
     np.testing.assert_allclose(s_w.final, w.grad.numpy(), rtol=1e-12)
     xt, wt = torch.tensor(a["input"][None], requires_grad=True), torch.tensor(a["weight"], requires_grad=True)
@@ -77,6 +79,8 @@ def test_backward_modes_equal_autograd_and_pytorch(stride, padding, dilation, gr
     np.testing.assert_allclose(s_w.final, wt.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(s_in.final, xt.grad.numpy()[0], rtol=1e-12)
     assert np.array_equal(s_in.kernels[0][0], a["weight"][0, 0, ::-1, ::-1])  # the flipped kernel
+    if padding:
+        assert s_in.crop == (padding, padding, *size[1:])
 
 
 def test_gif_frames(tmp_path):

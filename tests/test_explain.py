@@ -156,6 +156,18 @@ def test_cli_layer_of_a_zoo_model(capsys):
     assert "105,705,600" in out and "34,944 parameters" in out
 
 
+def test_cli_model_input_size_and_checkpoint(capsys, tmp_path):
+    code, out, _ = run(capsys, "explain", "lenet5", "c1", "--input", "1x36x36")
+    assert code == 0 and "Conv2d c1: input 1x36x36 -> output 6x32x32" in out and "156 parameters" in out
+    code, _, err = run(capsys, "explain", "lenet5", "c1", "--input", "1x28x28")
+    assert code == 1 and "LeNet5 does not run on input 1x28x28" in err
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "explain", tmp_path, "features.4")
+    assert code == 0 and "MaxPool2d features.4: input 32x8x8 -> output 32x4x4" in out
+    assert "Receptive field (in the model's input): 6x6" in out
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["explain", "conv2d", "--out-channels", "2", "--kernel", "3"], "--input is required"),
     (["explain", "lenet5"], "name a layer of LeNet5"),

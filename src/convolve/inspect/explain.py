@@ -290,7 +290,11 @@ def explain_layer(model: nn.Module, name: str, input_size: Sequence[int] | None 
         what = "has no layer" if name not in modules else f"has {type(modules[name]).__name__} (not a conv or pool) at"
         raise ValueError(f"explain: {type(model).__name__} {what} {name!r}; its convolution and pooling layers: "
                          f"{', '.join(explainable) or 'none'}")
-    rows = [r for r in summary(model, input_size).rows if r.name == name]
+    try:
+        rows = [r for r in summary(model, input_size).rows if r.name == name]
+    except ValueError as e:
+        size = "its native size" if input_size is None else "x".join(map(str, input_size))
+        raise ValueError(f"explain: {type(model).__name__} does not run on input {size}: {e}") from e
     if not rows:
         raise ValueError(f"explain: layer {name!r} of {type(model).__name__} is not called in the forward pass")
     row = rows[0]

@@ -133,6 +133,10 @@ def _output_panel(c: _Canvas, s: Sweep, x0: int, done: int, current: Step | None
                     c.cell(x0 + q * CELL, y0 + r * CELL, _fmt(s.result[p, r, q]), ORANGE if now else WHITE)
                 else:
                     c.cell(x0 + q * CELL, y0 + r * CELL, "", EMPTY, outline=GREY)
+        if s.crop is not None and current is None:  # the closing frame: what is kept after cropping the padding
+            top, left, h, w = s.crop
+            c.draw.rectangle((x0 + left * CELL, y0 + top * CELL, x0 + (left + w) * CELL, y0 + (top + h) * CELL),
+                             outline=RED, width=3)
 
 
 def _equation(s: Sweep, step: Step) -> str:

@@ -69,6 +69,7 @@ class Sweep:
     result: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (O, oh, ow) from the steps
     final: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # cropped / reshaped result
     final_label: str = ""
+    crop: tuple[int, int, int, int] | None = None  # (top, left, height, width) of `final` inside `result`
 
 
 def _int_pair(value: Any, name: str) -> tuple[int, int]:
@@ -176,14 +177,17 @@ def pool_sweep(x: Any, kind: str, kernel_size: int, stride: int | None = None, p
     return s
 
 
-def _spread(g: np.ndarray, stride: int, border: int, extra: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(G, oh, ow) -> stride-1 zeros between the cells, `border` zeros around, `extra` more at the bottom/right."""
+def _spread(g: np.ndarray, stride: int, border: tuple[int, int], extra: tuple[int, int]) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+    """(G, oh, ow) -> stride-1 zeros between the cells, `border` (rows, cols) zeros around, `extra` more at the
+    bottom/right."""
     c, oh, ow = g.shape
     hs, ws = (oh - 1) * stride + 1, (ow - 1) * stride + 1
-    out = np.zeros((c, hs + 2 * border + extra[0], ws + 2 * border + extra[1]))
+    (bh, bw) = border
+    out = np.zeros((c, hs + 2 * bh + extra[0], ws + 2 * bw + extra[1]))
     mask = np.zeros(out.shape[1:], dtype=bool)
-    out[:, border:border + hs:stride, border:border + ws:stride] = g
-    mask[border:border + hs:stride, border:border + ws:stride] = True
+    out[:, bh:bh + hs:stride, bw:bw + ws:stride] = g
+    mask[bh:bh + hs:stride, bw:bw + ws:stride] = True
     return out, mask
 
 
@@ -197,19 +201,18 @@ def backward_input_sweep(x_shape: Sequence[int], weight: Any, grad_output: Any, 
     padded = (h + sum(pads[0]), wd + sum(pads[1]))
     covered = tuple((n - 1) * stride + dilation * (kk - 1) + 1 for n, kk in zip(g.shape[1:], (kh, kw)))
     border = dilation * (kh - 1), dilation * (kw - 1)
-    if border[0] != border[1]:
-        raise ValueError("animate: backward-input draws square kernels only")
-    grid, mask = _spread(g, stride, border[0], (padded[0] - covered[0], padded[1] - covered[1]))
+    grid, mask = _spread(g, stride, border, (padded[0] - covered[0], padded[1] - covered[1]))
     kg = k // groups
     flipped = w[:, :, ::-1, ::-1]  # (K, C/groups, kh, kw), rotated by 180 degrees
     kernels = np.stack([flipped[(ci // cg) * kg:(ci // cg + 1) * kg, ci % cg] for ci in range(c)])  # (C, K/g, ..)
     sources = [tuple(range((ci // cg) * kg, (ci // cg + 1) * kg)) for ci in range(c)]
-    s = Sweep("backward-input", f"input gradient: output gradient (stride {stride} spread, {border[0]} zeros "
+    s = Sweep("backward-input", f"input gradient: output gradient (stride {stride} spread, D(F-1) zeros "
                                 f"around) * flipped kernel, dilation {dilation}", grid, mask, kernels, (kh, kw), None,
               1, dilation, ("output gradient, spread", "flipped kernel", "gradient of the padded input"))
     _run(s, sources, padded, "sum")
     (t, _), (left, _) = pads
     s.final, s.final_label = s.result[:, t:t + h, left:left + wd], "input gradient (padding cropped)"
+    s.crop = (t, left, h, wd)
     return s
 
 
@@ -222,7 +225,7 @@ def backward_weight_sweep(x: Any, grad_output: Any, kernel_size: Any, stride: in
     cg, kg = c // groups, k // groups
     pads = parse_padding("animate", padding, (kh, kw), (stride, stride), (dilation, dilation))
     xp, mask = _padded(x, pads, padding_mode)
-    spread, _ = _spread(g, stride, 0, (0, 0))  # (K, hs, ws)
+    spread, _ = _spread(g, stride, (0, 0), (0, 0))  # (K, hs, ws)
     pairs = [(ko, ci) for ko in range(k) for ci in range(cg)]
     kernels = np.stack([spread[ko][None] for ko, _ in pairs])  # (K*C/g, 1, hs, ws)
     sources = [((ko // kg) * cg + ci,) for ko, ci in pairs]
