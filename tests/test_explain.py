@@ -157,8 +157,8 @@ def test_cli_layer_of_a_zoo_model(capsys):
 
 
 def test_cli_model_input_size_and_checkpoint(capsys, tmp_path):
-    code, out, _ = run(capsys, "explain", "lenet5", "c1", "--input", "1x36x36")
-    assert code == 0 and "Conv2d c1: input 1x36x36 -> output 6x32x32" in out and "156 parameters" in out
+    code, out, _ = run(capsys, "explain", "lenet5", "c3", "--input", "1x32x32")
+    assert code == 0 and "Conv2d c3: input 6x14x14 -> output 16x10x10" in out and "2,416 parameters" in out
     code, _, err = run(capsys, "explain", "lenet5", "c1", "--input", "1x28x28")
     assert code == 1 and "LeNet5 does not run on input 1x28x28" in err
     assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]) == 0
