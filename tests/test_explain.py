@@ -124,6 +124,17 @@ def test_layers_of_a_model_match_summary():
     assert "in the model's input): 14x14" in str(inspect.explain_layer(model, "c3"))
 
 
+def test_lenet5_partial_c3_connection_table():
+    """The paper's C3 (1,516 parameters, 2,416 with a full table), counted from the layer's own tensors."""
+    model = models.get_model("lenet5", partial_c3=True)
+    e = inspect.explain_layer(model, "c3")
+    row = next(r for r in inspect.summary(model).rows if r.name == "c3")
+    assert e.partial and e.params == 1_516 == row.params and e.output_shape == row.output_shape[1:]
+    assert e.macs == row.macs == 100 * 1_500 and e.unshared_params == row.unshared_params
+    assert "16 filters: 60 x 25 = 1,500 weights + 16 biases = 1,516 parameters (reading all 6 maps: 16 x 150 + 16" \
+           " = 2,416)" in str(e)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="`layer` must be a module or one of"):
         inspect.explain("conv3d", (1, 8, 8))

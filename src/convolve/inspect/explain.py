@@ -27,6 +27,17 @@ LAYERS: dict[str, type] = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "maxpool1d"
                            "maxpool2d": nn.MaxPool2d, "avgpool1d": nn.AvgPool1d, "avgpool2d": nn.AvgPool2d}
 CONVS = (nn.Conv1d, nn.Conv2d)
 POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)
+CONV_ATTRS = ("weight", "kernel_size", "stride", "padding", "dilation", "out_channels")
+
+
+def is_conv(module: Any) -> bool:
+    """nn.Conv1d/2d, or a module with a conv's weight and geometry (LeNet-5's partially connected C3)."""
+    return isinstance(module, CONVS) or (isinstance(module, nn.Module) and not getattr(module, "transposed", False)
+                                         and all(hasattr(module, a) for a in CONV_ATTRS))
+
+
+def explainable(module: Any) -> bool:
+    return is_conv(module) or isinstance(module, POOLS)
 AXIS_NAMES = {1: ("length",), 2: ("height", "width")}
 
 
@@ -90,6 +101,7 @@ class LayerExplanation:
     groups: int
     padding_mode: str  # 'zeros', 'reflect', ... (convolutions); '-inf' / 'zeros' for max / average pooling
     padding_arg: Any  # the padding as given to the layer ('same', 2, (1, 2), ...)
+    maps_per_filter: tuple[int, ...]  # input maps each filter reads: C/groups, or a connection table's counts
     weights: int  # weight elements (0 for pooling)
     biases: int
     unshared_params: int  # one set of weights per output position (a locally connected layer)
@@ -108,9 +120,16 @@ class LayerExplanation:
         return tuple(a.kernel for a in self.axes)
 
     @property
-    def weights_per_filter(self) -> int:
-        """C/groups x kh x kw: the weights one output neuron multiplies with its window."""
-        return self.weights // self.output_shape[0] if self.is_conv else 0
+    def weights_per_filter(self) -> int | None:
+        """C/groups x kh x kw: the weights one output neuron multiplies with its window (None: they differ)."""
+        if not self.is_conv or len(set(self.maps_per_filter)) != 1:
+            return None
+        return self.maps_per_filter[0] * math.prod(self.kernel)
+
+    @property
+    def partial(self) -> bool:
+        """Filters read different numbers of input maps (a connection table, as LeNet-5's C3)."""
+        return self.is_conv and self.weights_per_filter is None
 
     @property
     def params(self) -> int:
@@ -141,7 +160,7 @@ class LayerExplanation:
             return None
         positions = math.prod(self.output_shape[1:])
         k = self.output_shape[0] // self.groups
-        rows = self.weights_per_filter
+        rows = self.input_shape[0] // self.groups * math.prod(self.kernel)  # a connection table: zeros elsewhere
         return (rows, positions), (k, rows), (k, positions)
 
     def memory(self) -> dict[str, int]:
@@ -181,7 +200,7 @@ def _build(cls: type, input_size: Any, layer_args: dict[str, Any]) -> tuple[nn.M
     """The layer `cls(**layer_args)` (in_channels from the input size for convolutions), built by its own checks."""
     nd = 1 if cls.__name__.endswith("1d") else 2
     size = _check_input_size(input_size, nd, cls.__name__)
-    if issubclass(cls, CONVS):
+    if issubclass(cls, CONVS):  # (names build only the standard layers)
         for required in ("out_channels", "kernel_size"):
             if required not in layer_args:
                 raise ValueError(f"explain: {cls.__name__} needs `{required}`")
@@ -204,7 +223,7 @@ def explain(layer: str | nn.Module, input_size: Sequence[int], **layer_args: Any
     """
     if isinstance(layer, str):
         module, size = _build(_layer_class(layer), input_size, layer_args)
-    elif isinstance(layer, CONVS + POOLS):
+    elif explainable(layer):
         if layer_args:
             raise TypeError(f"explain: layer arguments {sorted(layer_args)} are only for a layer given by name; "
                             f"got a {type(layer).__name__} module")
@@ -222,7 +241,7 @@ def explain(layer: str | nn.Module, input_size: Sequence[int], **layer_args: Any
 def _windows(module: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...], Any, tuple[int, ...]]:
     """(kernel, stride, padding as given, dilation) as per-axis tuples, read from the layer."""
     fn = type(module).__name__
-    if isinstance(module, CONVS):
+    if is_conv(module):
         return module.kernel_size, module.stride, module.padding, module.dilation
     nd = 1 if fn.endswith("1d") else 2
     kernel, stride, padding, dilation = window_args(fn, nd, module.kernel_size, module.stride, module.padding,
@@ -234,7 +253,7 @@ def _axes(module: nn.Module, size: tuple[int, ...]) -> tuple[AxisArithmetic, ...
     """Per spatial axis: the arithmetic, with the output length from the functional's own rule."""
     fn = type(module).__name__
     kernel, stride, padding, dilation = _windows(module)
-    if isinstance(module, CONVS):
+    if is_conv(module):
         pads = parse_padding(fn, padding, kernel, stride, dilation)  # 'same' -> (before, after) as the conv does
         ceil_mode = False
     else:
@@ -243,7 +262,7 @@ def _axes(module: nn.Module, size: tuple[int, ...]) -> tuple[AxisArithmetic, ...
     names = AXIS_NAMES[len(kernel)]
     axes = []
     for name, n, k, s, (lo, hi), d in zip(names, size[1:], kernel, stride, pads, dilation):
-        if isinstance(module, CONVS):  # the padded length with padding 0 gives the same answer for any split
+        if is_conv(module):  # the padded length with padding 0 gives the same answer for any split
             out = conv_output_size(n + lo + hi, k, s, 0, d)
         else:
             out = pool_output_size(n, k, s, lo, d, ceil_mode)
@@ -261,16 +280,26 @@ def _explanation(module: nn.Module, name: str, size: tuple[int, ...], axes: tupl
     macs, unshared = module_costs(module, (1, *size), (1, *output_shape))
     weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
     dtype = weight.dtype if weight is not None else np.dtype(np.float32)
-    if isinstance(module, CONVS):
-        mode = module.padding_mode
+    if is_conv(module):
+        mode = getattr(module, "padding_mode", "zeros")
     else:
         mode = "-inf" if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)) else "zeros"
     return LayerExplanation(
         layer=name, type=type(module).__name__, input_shape=size, output_shape=output_shape, axes=axes,
         groups=getattr(module, "groups", 1), padding_mode=mode, padding_arg=module.padding,
+        maps_per_filter=_maps_per_filter(module, size[0]),
         weights=weight.numel() if weight is not None else 0, biases=bias.numel() if bias is not None else 0,
         unshared_params=unshared, macs=macs, receptive_field=fields, field_of=field_of, dtype=dtype.name,
         itemsize=dtype.itemsize)
+
+
+def _maps_per_filter(module: nn.Module, channels: int) -> tuple[int, ...]:
+    if not is_conv(module):
+        return ()
+    table = getattr(module, "connections", None)
+    if table is not None:
+        return tuple(len(ins) for ins in table)
+    return (channels // getattr(module, "groups", 1),) * module.out_channels
 
 
 def explain_layer(model: nn.Module, name: str, input_size: Sequence[int] | None = None) -> LayerExplanation:
@@ -282,14 +311,14 @@ def explain_layer(model: nn.Module, name: str, input_size: Sequence[int] | None 
     from convolve.inspect.summary import summary
 
     modules = dict(model.named_modules())
-    explainable = [n for n, m in modules.items() if isinstance(m, CONVS + POOLS)]
+    names = [n for n, m in modules.items() if explainable(m)]
     if not name:
         raise ValueError(f"explain: name a layer of {type(model).__name__}; its convolution and pooling layers: "
-                         f"{', '.join(explainable) or 'none'}")
-    if name not in modules or not isinstance(modules[name], CONVS + POOLS):
+                         f"{', '.join(names) or 'none'}")
+    if name not in modules or not explainable(modules[name]):
         what = "has no layer" if name not in modules else f"has {type(modules[name]).__name__} (not a conv or pool) at"
         raise ValueError(f"explain: {type(model).__name__} {what} {name!r}; its convolution and pooling layers: "
-                         f"{', '.join(explainable) or 'none'}")
+                         f"{', '.join(names) or 'none'}")
     try:
         rows = [r for r in summary(model, input_size).rows if r.name == name]
     except ValueError as e:

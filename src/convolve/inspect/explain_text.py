@@ -40,7 +40,8 @@ def _header(e: LayerExplanation) -> list[str]:
     title = f"{e.type}" + (f" {e.layer}" if e.layer != e.type else "")
     lines = [f"{title}: input {_x(e.input_shape)} -> output {_x(e.output_shape)}"]
     if e.is_conv:
-        per = f"{e.input_shape[0] // e.groups}x{kernel}"
+        maps = e.maps_per_filter
+        per = f"({min(maps)} to {max(maps)})x{kernel}" if e.partial else f"{maps[0]}x{kernel}"
         grp = f", groups {e.groups} (each filter sees {e.input_shape[0] // e.groups} of {e.input_shape[0]} " \
               f"channels)" if e.groups > 1 else ""
         lines.append(f"  {e.output_shape[0]} filters of {per}, stride {stride}, padding {_padding(e)} with "
@@ -123,28 +124,51 @@ def _parameters(e: LayerExplanation) -> list[str]:
                          f" neighbouring windows share {overlap[0].effective_kernel - overlap[0].stride} "
                          f"row(s)/column(s) (AlexNet's 3x3 stride 2)")
         return lines
-    per, k, n = e.weights_per_filter, e.output_shape[0], e.output_elements
-    bias = 1 if e.biases else 0
-    shape = f"{e.input_shape[0] // e.groups} x {' x '.join(str(v) for v in e.kernel)}"
-    lines = ["", "Parameters (weight sharing: every position of a feature map uses the same filter)",
-             f"  per filter: {shape} = {per:,} weights" + (" + 1 bias" if bias else "") + f" = {per + bias:,}",
-             f"  {k} filters: {k} x {per:,} = {e.weights:,} weights" +
-             (f" + {e.biases} biases" if bias else "") + f" = {e.params:,} parameters",
-             "  without weight sharing (its own filter for every output neuron, a locally connected layer):",
-             f"    {n:,} neurons x {per + bias:,} = {e.unshared_params:,} parameters "
-             f"({e.unshared_params / e.params:,.0f}x as many)",
-             f"  a fully connected layer from the {_x(e.input_shape)} input ({e.input_elements:,} values) to the "
-             f"{n:,} outputs:",
-             f"    ({e.input_elements:,} + 1) x {n:,} = {e.fully_connected_params:,} parameters; the convolution's "
-             f"count does not depend on the input size"]
+    lines = ["", "Parameters (weight sharing: every position of a feature map uses the same filter)"]
+    lines += _partial_filters(e) if e.partial else _filters(e)
+    n, positions = e.output_elements, e.output_elements // e.output_shape[0]
+    lines += ["  without weight sharing (its own filter for every output neuron, a locally connected layer):",
+              (f"    {positions:,} positions x {e.params:,} = " if e.partial else
+               f"    {n:,} neurons x {(e.weights_per_filter or 0) + (1 if e.biases else 0):,} = ")
+              + f"{e.unshared_params:,} parameters ({e.unshared_params / e.params:,.0f}x as many)",
+              f"  a fully connected layer from the {_x(e.input_shape)} input ({e.input_elements:,} values) to the "
+              f"{n:,} outputs:",
+              f"    ({e.input_elements:,} + 1) x {n:,} = {e.fully_connected_params:,} parameters; the convolution's "
+              f"count does not depend on the input size"]
     return lines
+
+
+def _filters(e: LayerExplanation) -> list[str]:
+    per, k = e.weights_per_filter or 0, e.output_shape[0]
+    bias = 1 if e.biases else 0
+    shape = f"{e.maps_per_filter[0]} x {' x '.join(str(v) for v in e.kernel)}"
+    return [f"  per filter: {shape} = {per:,} weights" + (" + 1 bias" if bias else "") + f" = {per + bias:,}",
+            f"  {k} filters: {k} x {per:,} = {e.weights:,} weights" + (f" + {e.biases} biases" if bias else "")
+            + f" = {e.params:,} parameters"]
+
+
+def _partial_filters(e: LayerExplanation) -> list[str]:
+    """A connection table (LeNet-5's C3): filter o reads only some of the input maps."""
+    area, k, c = math.prod(e.kernel), e.output_shape[0], e.input_shape[0]
+    lo, hi = min(e.maps_per_filter), max(e.maps_per_filter)
+    full = k * c * area + e.biases
+    return [f"  a connection table: each filter reads {lo} to {hi} of the {c} input maps, "
+            f"{sum(e.maps_per_filter)} (filter, map) pairs in all",
+            f"  per filter: {lo} to {hi} maps x {_x(e.kernel)} = {lo * area:,} to {hi * area:,} weights"
+            + (" + 1 bias" if e.biases else ""),
+            f"  {k} filters: {sum(e.maps_per_filter)} x {area} = {e.weights:,} weights + {e.biases} biases = "
+            f"{e.params:,} parameters (reading all {c} maps: {k} x {c * area:,} + {e.biases} = {full:,})"]
 
 
 def _work(e: LayerExplanation) -> list[str]:
     lines = ["", "Work (one image)"]
     if e.is_conv:
-        lines += [f"  MACs: {e.output_elements:,} outputs x {e.weights_per_filter:,} multiply-accumulates = "
-                  f"{e.macs:,}",
+        if e.partial:
+            positions = e.output_elements // e.output_shape[0]
+            work = f"{positions:,} positions x {e.weights:,} connected weights"
+        else:
+            work = f"{e.output_elements:,} outputs x {e.weights_per_filter:,} multiply-accumulates"
+        lines += [f"  MACs: {work} = {e.macs:,}",
                   f"  FLOPs: 2 x MACs = {e.flops:,} (many tools print MACs and call them FLOPs)"]
         cols, w, prod = e.im2col or ((0, 0), (0, 0), (0, 0))
         groups = f" per group, {e.groups} groups" if e.groups > 1 else ""
