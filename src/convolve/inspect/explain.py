@@ -322,8 +322,8 @@ def explain_layer(model: nn.Module, name: str, input_size: Sequence[int] | None 
     try:
         rows = [r for r in summary(model, input_size).rows if r.name == name]
     except ValueError as e:
-        size = "its native size" if input_size is None else "x".join(map(str, input_size))
-        raise ValueError(f"explain: {type(model).__name__} does not run on input {size}: {e}") from e
+        given = "its native size" if input_size is None else "x".join(map(str, input_size))
+        raise ValueError(f"explain: {type(model).__name__} does not run on input {given}: {e}") from e
     if not rows:
         raise ValueError(f"explain: layer {name!r} of {type(model).__name__} is not called in the forward pass")
     row = rows[0]
