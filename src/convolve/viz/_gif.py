@@ -146,10 +146,13 @@ def _equation(s: Sweep, step: Step) -> str:
         return f"{where} = {rule} of the {step.window.size} values in the window = {_fmt(step.value)}"
     terms = [_fmt(v) for v in step.products.ravel()]
     total = " + ".join(terms).replace("+ -", "- ")
-    if len(terms) > 12:  # one sum per input channel
+    if len(terms) > 12 and len(step.sources) == 1:
+        total = f"sum of the {len(terms)} products"
+    elif len(terms) > 12:  # one sum per input channel
         sums = [_fmt(float(v)) for v in step.products.sum(axis=(1, 2))]
         total = "the sums over " + " + ".join(f"channel {c}: {v}" for c, v in zip(step.sources, sums))
-    bias = f" + bias {_fmt(s.bias[step.plane])}" if s.bias is not None else ""
+    b = None if s.bias is None else _fmt(s.bias[step.plane])
+    bias = "" if b is None else f" + bias {b}" if not b.startswith("-") else f" + bias ({b})"
     return f"{where} = {total}{bias} = {_fmt(step.value)}"
 
 
