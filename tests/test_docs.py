@@ -32,6 +32,10 @@ ALLOWED_SKIPS = {  # (file, start of the block's first line) -> why it cannot ru
     ("README.md", 'pip install -e ".[test]" && python -m pytest'): "the test command itself",
     ("README.md", "python benchmarks/bench_ops.py"): "long benchmarks; tests/test_benchmarks.py runs their small cases",
     ("README.md", "chromium --headless"): "needs Chromium; tests/test_report.py runs it where a browser is installed",
+    ("docs/inception-v2-to-v3.md", "convolve summary googlenet inception_v2"): "tests/test_docs_inception.py runs "
+    "it and compares its output with the page",
+    ("docs/inception-v2-to-v3.md", "import convolve as cv"): "tests/test_docs_inception.py runs it and compares "
+    "its output with the page",
 }
 
 KNOWN_BROKEN = {  # first line of the block -> the open issue that fixes it (strict: an unexpected pass fails)

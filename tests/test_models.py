@@ -16,8 +16,8 @@ from convolve.inspect import summary
 from tests.model_helpers import n_params, one_blas_thread  # noqa: F401 (autouse fixture)
 from tests.oracle import assert_close, compare_with_torch
 
-ZOO = ["alexnet", "alexnet_torchvision", "digits_cnn", "googlenet", "inception_v3", "lenet5", "mnist_cnn",
-       "resnet18", "resnet20", "resnet34", "resnet50", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
+ZOO = ["alexnet", "alexnet_torchvision", "digits_cnn", "googlenet", "inception_v2", "inception_v3", "lenet5",
+       "mnist_cnn", "resnet18", "resnet20", "resnet34", "resnet50", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
        "vgg16_bn", "vgg19", "vgg19_bn", "vgg_small", "zfnet"]
 
 

@@ -25,6 +25,7 @@ REFERENCE_PARAMS = {
     "vgg16_bn": 138_365_992,
     "vgg19_bn": 143_667_240 + 2 * (64 * 2 + 128 * 2 + 256 * 4 + 512 * 8),
     "googlenet": 13_004_888,
+    "inception_v2": None,  # no published count: derived from the paper's Table 1 in test_inception_v2.py
     "inception_v3": 27_161_264,
     "resnet18": 11_689_512,
     "resnet34": 21_797_672,
@@ -41,8 +42,8 @@ TORCHVISION_GMACS = {"alexnet_torchvision": 0.71, "vgg11": 7.61, "vgg11_bn": 7.6
                      "vgg16": 15.47, "vgg16_bn": 15.47, "vgg19": 19.63, "vgg19_bn": 19.63, "googlenet": 1.50,
                      "inception_v3": 5.71, "resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09}
 AUX = ("aux1.", "aux2.", "AuxLogits.")
-# Batch 2 for Inception v3: in training mode its aux head's BatchNorm sees a 1x1 map (PyTorch needs > 1 value).
-BATCH = {"inception_v3": 2}
+# Batch 2 for Inception v2/v3: in training mode the aux head's BatchNorm sees a 1x1 map (PyTorch needs > 1 value).
+BATCH = {"inception_v2": 2, "inception_v3": 2}
 
 
 def test_reference_table_covers_the_zoo() -> None:

@@ -37,6 +37,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / f"{args.model}-{args.dataset}")
     if args.patience is not None and not args.val_split:
         raise ValueError("--patience needs a validation split: add e.g. --val-split 0.1")
+    recipe.optimizer_settings(args)  # --alpha / --eps fit the optimizer: checked before any data is read
     train_set = _load_dataset(args.dataset, args.data_dir, True, args.download)
     test_set = _load_dataset(args.dataset, args.data_dir, False, args.download)
     meta = recipe.build_meta(args, train_set)
@@ -59,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta["recipe"] = {k: v for k, v in vars(args).items() if k not in ("func", "option", "debug")}
     meta["recipe"]["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
     trainer = Trainer(model, loss_fn, optimizer, scheduler, checkpoint_dir=out, early_stopping=stopper,
-                      progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta)
+                      progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta,
+                      aux_weight=args.aux_weight, clip_grad_norm=args.clip_grad_norm)
     val_note = f" / {len(val_set)} validation" if val_set is not None else ""
     _say(f"training {args.model} on {args.dataset} ({len(train_set)} train{val_note} / {len(test_set)} test images, "
          f"{args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, {args.schedule}) -> {out}")
@@ -153,13 +155,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    """Print `convolve.inspect.summary` of a zoo model."""
+    """Print `convolve.inspect.summary` of a zoo model, or `inspect.compare` of several."""
     from convolve import inspect
 
-    spec = models.model_spec(args.model)
-    model = models.get_model(args.model, num_classes=args.num_classes, **dict(args.option or []))
-    size = tuple(args.input_size) if args.input_size else spec.input_size
-    _say(str(inspect.summary(model, size)))
+    built = []
+    for name, options, label in args.model:
+        models.model_spec(name)  # unknown model -> clear error before anything is built
+        built.append((label, models.get_model(name, num_classes=args.num_classes,
+                                              **{**dict(args.option or []), **options})))
+    size = tuple(args.input_size) if args.input_size else None
+    if len(built) > 1:
+        _say(str(inspect.compare(built, size)))
+    else:
+        _say(str(inspect.summary(built[0][1], size)))
     return 0
 
 

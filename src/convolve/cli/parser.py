@@ -4,7 +4,7 @@ datasets."""
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from convolve.cli.learn import add_explain_parser, add_report_parser
 from convolve.cli.recipe import parse_option
@@ -36,6 +36,21 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def model_spec(text: str) -> tuple[str, dict[str, Any], str]:
+    """'name' or 'name:key=value,key=value' -> (name, options, text), values as in --option (for `summary`)."""
+    name, _, rest = text.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME:KEY=VALUE,..., got {text!r}")
+    return name, dict(parse_option(item) for item in rest.split(",")) if rest else {}, text
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a zoo model on a dataset (default: digits_cnn on the bundled digits)",
                        description="Train a model, checkpoint every epoch, report the test accuracy. With no "
@@ -51,6 +66,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="learning rate (peak lr for onecycle); default 0.05 for sgd, 1e-3 otherwise (x2/x10 on digits)")
     p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD/RMSprop momentum (default 0.9)")
     p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="L2 weight decay (default 0)")
+    p.add_argument("--alpha", type=non_negative_float, default=None,
+                   help="RMSprop's smoothing constant (TensorFlow's and the Inception paper's decay; default 0.99)")
+    p.add_argument("--eps", type=positive_float, default=None,
+                   help="adam/adamw/rmsprop: the term added to the denominator (default 1e-8)")
+    p.add_argument("--clip-grad-norm", type=positive_float, default=None, metavar="MAX",
+                   help="clip the gradients' total 2-norm to MAX before each step (default: no clipping)")
+    p.add_argument("--aux-weight", type=non_negative_float, default=None, metavar="W",
+                   help="loss weight of auxiliary classifiers (googlenet, inception_*; default: the model's, "
+                        "0.3 / 0.4)")
     p.add_argument("--schedule", choices=("none", "step", "cosine", "onecycle"), default="onecycle",
                    help="learning-rate schedule (default onecycle, stepped per batch)")
     p.add_argument("--label-smoothing", type=non_negative_float, default=0.0, help="cross-entropy label smoothing")
@@ -86,8 +110,10 @@ def build_parser() -> Parser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (.png, .pgm, .ppm, .npy)")
     p.add_argument("--top", type=positive_int, default=1, help="show the TOP most probable classes (default 1)")
     p = sub.add_parser("summary", help="per-layer shapes, parameters and FLOPs of a model",
-                       description="Print the layer-by-layer summary of a zoo model.")
-    p.add_argument("model", help="model name (see `convolve models`)")
+                       description="Print the layer-by-layer summary of a zoo model; given several models, a "
+                                   "table of their parameters and MACs with each one's difference to the previous.")
+    p.add_argument("model", nargs="+", type=model_spec, metavar="MODEL",
+                   help="model name (see `convolve models`), optionally with options: NAME:KEY=VALUE,KEY=VALUE")
     p.add_argument("--input-size", type=positive_int, nargs=3, metavar=("C", "H", "W"), default=None,
                    help="input size (default: the model's native size)")
     p.add_argument("--num-classes", type=positive_int, default=None)

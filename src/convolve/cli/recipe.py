@@ -139,17 +139,31 @@ def learning_rate(args: argparse.Namespace) -> float:
     return (DIGITS_LR if args.dataset == "digits" else DEFAULT_LR)[args.optimizer]
 
 
+def optimizer_settings(args: argparse.Namespace) -> dict[str, float]:
+    """--alpha (RMSprop) and --eps (Adam, AdamW, RMSprop) as optimizer keywords, when given; an error for an
+    optimizer that has no such setting."""
+    extra = {}
+    for key, owners in (("alpha", ("rmsprop",)), ("eps", ("adam", "adamw", "rmsprop"))):
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if args.optimizer not in owners:
+            raise ValueError(f"--{key} is a setting of --optimizer {' / '.join(owners)}, not of {args.optimizer}")
+        extra[key] = value
+    return extra
+
+
 def build_optimizer(args: argparse.Namespace, model: Any) -> Any:
-    """SGD (with --momentum, Nesterov off), Adam, AdamW or RMSprop on all parameters."""
+    """SGD (with --momentum, Nesterov off), Adam, AdamW or RMSprop (with --momentum) on all parameters."""
     lr = learning_rate(args)
-    params, wd = model.parameters(), args.weight_decay
+    params, wd, extra = model.parameters(), args.weight_decay, optimizer_settings(args)
     if args.optimizer == "sgd":
         return optim.SGD(params, lr=lr, momentum=args.momentum, weight_decay=wd)
     if args.optimizer == "adam":
-        return optim.Adam(params, lr=lr, weight_decay=wd)
+        return optim.Adam(params, lr=lr, weight_decay=wd, **extra)
     if args.optimizer == "adamw":
-        return optim.AdamW(params, lr=lr, weight_decay=wd)
-    return optim.RMSprop(params, lr=lr, momentum=args.momentum, weight_decay=wd)
+        return optim.AdamW(params, lr=lr, weight_decay=wd, **extra)
+    return optim.RMSprop(params, lr=lr, momentum=args.momentum, weight_decay=wd, **extra)
 
 
 def build_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: int) -> Any:

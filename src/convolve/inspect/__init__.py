@@ -2,10 +2,12 @@
 
 `summary(model, input_size)` runs one forward pass with hooks and returns a `ModelSummary` (rows + totals;
 `print()` it for the table); `geometry` holds the arithmetic (output sizes, receptive-field composition,
-im2col shapes) usable without a model; `explain(layer, input_size)` / `explain_layer(model, name)` work out one
-convolution's or pooling's arithmetic as a lecture would (print the result).
+im2col shapes) usable without a model; `compare([(label, model), ...])` puts the totals of several models side
+by side with their differences (an ablation ladder); `explain(layer, input_size)` / `explain_layer(model, name)`
+work out one convolution's or pooling's arithmetic as a lecture would (print the result).
 """
 
+from convolve.inspect.compare import ComparisonRow, ModelComparison, compare
 from convolve.inspect.explain import AxisArithmetic, LayerExplanation, explain, explain_layer
 from convolve.inspect.geometry import (
     INPUT_FIELD,
@@ -26,11 +28,14 @@ __all__ = [
     "INPUT_FIELD",
     "AxisArithmetic",
     "AxisField",
+    "ComparisonRow",
     "Im2colShapes",
     "LayerExplanation",
     "LayerRow",
+    "ModelComparison",
     "ModelSummary",
     "Window",
+    "compare",
     "compose",
     "explain",
     "explain_layer",

@@ -1,4 +1,4 @@
-"""The model zoo: LeNet-5 to Inception-v3 and ResNet, plus small CPU-friendly networks.
+"""The model zoo: LeNet-5 to Inception-v2/v3 and ResNet, plus small CPU-friendly networks.
 
 `list_models()` names them, `get_model(name, num_classes=..., **options)` builds one, and every model is
 also a function here (`convolve.models.resnet18(num_classes=10)`). Each built model carries
@@ -8,7 +8,14 @@ also a function here (`convolve.models.resnet18(num_classes=10)`). Each built mo
 from convolve.models._registry import ModelSpec, get_model, list_models, model_spec, register_model
 from convolve.models.alexnet import AlexNet, AlexNetTorchvision, alexnet, alexnet_torchvision
 from convolve.models.googlenet import BasicConv2d, GoogLeNet, GoogLeNetOutputs, Inception, googlenet
-from convolve.models.inception import Inception3, InceptionBlockV2, InceptionOutputs, inception_v3
+from convolve.models.inception import (
+    Inception3,
+    InceptionBlockV2,
+    InceptionOutputs,
+    InceptionV2,
+    inception_v2,
+    inception_v3,
+)
 from convolve.models.lenet import LENET5_C3_TABLE, LeNet5, PartialConv2d, lenet5
 from convolve.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from convolve.models.small import CifarResNet, DigitsCNN, MnistCNN, VGGSmall, digits_cnn, mnist_cnn, resnet20, vgg_small
@@ -41,6 +48,7 @@ __all__ = [
     "Inception3",
     "InceptionBlockV2",
     "InceptionOutputs",
+    "InceptionV2",
     "LeNet5",
     "MnistCNN",
     "ModelSpec",
@@ -53,6 +61,7 @@ __all__ = [
     "digits_cnn",
     "get_model",
     "googlenet",
+    "inception_v2",
     "inception_v3",
     "lenet5",
     "list_models",

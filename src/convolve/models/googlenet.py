@@ -31,17 +31,23 @@ class GoogLeNetOutputs(NamedTuple):
 
 
 class BasicConv2d(nn.Module):
-    """conv (no bias) -> BatchNorm2d(eps=0.001) -> ReLU: torchvision's building block for Inception nets."""
+    """conv (no bias) -> BatchNorm2d(eps=0.001) -> ReLU: torchvision's building block for Inception nets.
+
+    `batch_norm=False` gives conv (with bias) -> ReLU and no `bn` (Inception-v2's auxiliary head before
+    "BN-auxiliary").
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int = 1, padding: int | tuple[int, int] = 0) -> None:
+                 stride: int = 1, padding: int | tuple[int, int] = 0, batch_norm: bool = True) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                              bias=not batch_norm)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else None
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.bn(self.conv(x)))
+        x = self.conv(x)
+        return self.relu(self.bn(x) if self.bn is not None else x)
 
 
 class Inception(nn.Module):
@@ -84,6 +90,8 @@ class InceptionAux(nn.Module):
 
 class GoogLeNet(nn.Module):
     """GoogLeNet: stem, inception 3a-3b, 4a-4e, 5a-5b, global average pool, dropout 0.2, fc."""
+
+    aux_loss_weight = 0.3  # the paper's weight of each auxiliary classifier's loss (training only)
 
     def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2,
                  dropout_aux: float = 0.7, true_5x5: bool = False) -> None:

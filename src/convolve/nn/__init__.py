@@ -4,7 +4,7 @@ Layers mirror `torch.nn`: same class names, argument names, defaults, attribute 
 default initialization and state_dict keys, so PyTorch habits and checkpoints transfer.
 """
 
-from convolve.nn import functional, init
+from convolve.nn import functional, init, utils
 from convolve.nn.activation import ELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 from convolve.nn.container import ModuleDict, ModuleList, Sequential
 from convolve.nn.conv import Conv1d, Conv2d, ConvTranspose2d
@@ -54,4 +54,5 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "utils",
 ]

@@ -17,6 +17,7 @@ from convolve import random as crandom
 from convolve._atomic import copy_file, remove_stale_temps
 from convolve.autograd import no_grad
 from convolve.backend import to_numpy
+from convolve.nn.utils import clip_grad_norm_
 from convolve.optim.lr_scheduler import ReduceLROnPlateau
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
@@ -24,6 +25,7 @@ from convolve.train.checkpoint import load_checkpoint, save_checkpoint
 from convolve.train.history import History
 from convolve.train.metrics import EvalResult, MetricAccumulator, topk_correct
 from convolve.train.progress import EpochProgress, progress_enabled
+from convolve.train.step import check_aux_weight, step_loss
 
 Callback = Callable[["Trainer", int, dict[str, Any]], None]
 LAST, BEST = "last.npz", "best.npz"
@@ -72,6 +74,9 @@ class Trainer:
     `callbacks`: functions `cb(trainer, epoch, record)` called after each epoch's checkpoint is written.
     `seed`: before the first epoch, reseed the global generator (dropout) with `seed` and the loader's generators
     with `seed + 1, seed + 2, ...`; the initial weights come from the seed in force when the model was built.
+    `aux_weight`: the loss weight of auxiliary logits (models returning `(logits, *aux)` in training, e.g.
+    GoogLeNet, Inception); None takes the model's `aux_loss_weight`. `clip_grad_norm`: clip the gradients' total
+    2-norm to this value before each step (`nn.utils.clip_grad_norm_`); None: no clipping.
     `progress`: None shows the tqdm bar only on a terminal. Checkpoints: `checkpoint_dir/last.npz` after every
     epoch, `best.npz` when the monitored metric (early stopping's, else val_accuracy, else train_loss) improves,
     and `history.csv` / `history.json`.
@@ -81,7 +86,8 @@ class Trainer:
                  *, metrics: Sequence[str] = ("loss", "accuracy", "top5"), checkpoint_dir: str | Path | None = None,
                  early_stopping: EarlyStopping | None = None, seed: int | None = None, progress: bool | None = None,
                  callbacks: Sequence[Callback] = (), scheduler_interval: str = "auto",
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, aux_weight: float | None = None,
+                 clip_grad_norm: float | None = None) -> None:
         if scheduler_interval not in ("auto", "epoch", "batch", "step"):
             raise ValueError(f"Trainer: `scheduler_interval` must be 'auto', 'epoch' or 'batch', "
                              f"got {scheduler_interval!r}")
@@ -90,6 +96,11 @@ class Trainer:
             raise ValueError(f"Trainer: unknown `metrics` {sorted(unknown)}; choose from 'loss', 'accuracy', 'top5'")
         self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn or _default_loss, optimizer, scheduler
         self.metrics = tuple(metrics)
+        self.aux_weight = check_aux_weight(aux_weight)
+        if clip_grad_norm is not None and (isinstance(clip_grad_norm, bool) or not isinstance(
+                clip_grad_norm, int | float) or not clip_grad_norm > 0):
+            raise ValueError(f"Trainer: `clip_grad_norm` must be a number > 0 or None, got {clip_grad_norm!r}")
+        self.clip_grad_norm = clip_grad_norm
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.early_stopping, self.seed, self.progress = early_stopping, seed, progress
         self.callbacks = list(callbacks)
@@ -175,9 +186,10 @@ class Trainer:
         try:
             for i, (x, y) in enumerate(loader):
                 self.optimizer.zero_grad()
-                out = self.model(x)
-                loss = self.loss_fn(out, y)
+                loss, out = step_loss(self.loss_fn, self.model(x), y, self.aux_weight, self.model)
                 loss.backward()
+                if self.clip_grad_norm is not None:
+                    clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
                 self.optimizer.step()
                 if self.scheduler is not None and self.scheduler_interval == "batch":
                     self.scheduler.step()
@@ -279,10 +291,12 @@ def fit(model: Any, train_loader: Iterable[Any], loss_fn: Callable[[Any, Any], A
         epochs: int, scheduler: Any = None, val_loader: Iterable[Any] | None = None,
         metrics: Sequence[str] = ("loss", "accuracy", "top5"), checkpoint_dir: str | Path | None = None,
         resume: bool | str | Path = False, early_stopping: EarlyStopping | None = None, seed: int | None = None,
-        progress: bool | None = None, callbacks: Sequence[Callback] = ()) -> History:
+        progress: bool | None = None, callbacks: Sequence[Callback] = (), aux_weight: float | None = None,
+        clip_grad_norm: float | None = None) -> History:
     """Train `model` for `epochs` epochs (see `Trainer`); returns the per-epoch `History`."""
     trainer = Trainer(model, loss_fn, optimizer, scheduler, metrics=metrics, checkpoint_dir=checkpoint_dir,
-                      early_stopping=early_stopping, seed=seed, progress=progress, callbacks=callbacks)
+                      early_stopping=early_stopping, seed=seed, progress=progress, callbacks=callbacks,
+                      aux_weight=aux_weight, clip_grad_norm=clip_grad_norm)
     return trainer.fit(train_loader, epochs, val_loader=val_loader, resume=resume)
 
 
