@@ -38,9 +38,7 @@ ALLOWED_SKIPS = {  # (file, start of the block's first line) -> why it cannot ru
     "its output with the page",
 }
 
-KNOWN_BROKEN = {  # first line of the block -> the open issue that fixes it (strict: an unexpected pass fails)
-    "convolve train                                   # digits_cnn on the bundled digits (12 epochs, 2-10 s, 98.9%)":
-        "the README's `--resume` line fails: resume does not reuse the stored recipe (issue 15)",
+KNOWN_BROKEN: dict[str, str] = {  # first line of a block -> the open issue that fixes it (strict: a pass fails)
 }
 
 

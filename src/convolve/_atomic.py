@@ -65,8 +65,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     except OSError as e:
         raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     try:
-        kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
-        with os.fdopen(fd, mode, **kwargs) as f:
+        opened: IO[Any] = os.fdopen(fd, "w", encoding="utf-8", newline="") if mode == "w" else os.fdopen(fd, "wb")
+        with opened as f:
             if hasattr(os, "fchmod"):  # keep the target's permissions (a new file gets the umask's)
                 os.fchmod(f.fileno(), os.stat(path).st_mode & 0o7777 if os.path.exists(path) else _default_mode())
             yield f
@@ -114,3 +114,16 @@ def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def ensure_writable_dir(directory: str | os.PathLike[str]) -> Path:
+    """Create `directory` if needed and check a file can be written in it (before hours of training, not after)."""
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write into the output folder {folder}: {e.strerror or e}") from None
+    return folder

@@ -8,7 +8,7 @@ import numpy as np
 
 from convolve.backend import get_default_dtype
 from convolve.random import Generator, rng
-from convolve.tensor import Tensor
+from convolve.tensor import Tensor, _numeric
 
 
 def _shape(size: tuple[Any, ...]) -> tuple[int, ...]:
@@ -72,5 +72,5 @@ def randint(low: int, high: int, size: Any, generator: Generator | None = None) 
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
-    """A tensor sharing memory with `array` (dtype kept)."""
-    return Tensor._from_array(array)
+    """A tensor sharing memory with `array` (dtype kept; object and string arrays refused, as PyTorch)."""
+    return Tensor._from_array(_numeric(np.asarray(array)))

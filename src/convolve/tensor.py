@@ -19,14 +19,27 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
         data = data.data
     if isinstance(data, np.ndarray | np.generic):
         arr = np.asarray(data)
-        return arr if dtype is None else arr.astype(dtype, copy=False)
+        return _numeric(arr if dtype is None else arr.astype(dtype, copy=False))
     if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    arr = np.asarray(data)
+        return _numeric(np.asarray(data, dtype=dtype))
+    arr = _numeric(np.asarray(data))
     if arr.dtype.kind == "f":
         return arr.astype(get_default_dtype(), copy=False)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
+    return arr
+
+
+_KINDS = {"O": "Python objects", "U": "strings", "S": "bytes", "V": "raw records", "M": "datetimes",
+          "m": "timedeltas"}
+
+
+def _numeric(arr: np.ndarray) -> np.ndarray:
+    """`arr` itself when it holds numbers or booleans (as PyTorch, object and string arrays are refused)."""
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"tensor: cannot build a tensor from an array of dtype {arr.dtype} "
+                        f"({_KINDS.get(arr.dtype.kind, 'not numbers')}); only bool, integer, float and complex "
+                        f"data are supported")
     return arr
 
 

@@ -1,7 +1,9 @@
 """Fault-injection driver: `python fault_driver.py OUT` trains a tiny run on the bundled digits once uninterrupted
 (OUT/ref), then, for every write point k of that run, in a forked child that kills itself (`os._exit`) at point k
 (OUT/<k>), followed by a second child that resumes it (or, when the kill came before the first checkpoint was
-committed, starts it again). Prints JSON {"points": [labels], "resumed": [bool per k]} for the test to check.
+committed, starts it again); right after each last.npz commit, the first resume is itself killed at its first
+write (the repair) before the final resume. Prints JSON {"points": [labels], "resumed": [bool per k]} for the
+test to check.
 
 Forked children (not fresh interpreters) keep the battery fast: the parent imports convolve once and never trains.
 """
@@ -83,6 +85,10 @@ def main(root: Path) -> None:
         if code != KILLED:
             raise SystemExit(f"write point {k} ({points[k]}): the child exited with {code}, not killed")
         resume = (out / LAST).is_file()
+        if resume and points[k].startswith(f"{LAST}: renamed"):  # a second kill, inside the resume's repair
+            code = run_child(out, 0, True)
+            if code != KILLED:
+                raise SystemExit(f"write point {k}: the resume killed at its first write exited with {code}")
         code = run_child(out, None, resume)
         if code != 0:
             raise SystemExit(f"write point {k} ({points[k]}): the resumed child exited with {code}")

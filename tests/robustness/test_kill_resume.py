@@ -24,6 +24,8 @@ WALL_CLOCK = ("time", "images_per_second")  # the only history fields that may d
 
 @pytest.fixture(scope="module")
 def fault_runs(tmp_path_factory):
+    if not hasattr(os, "fork"):
+        pytest.skip("the fault driver forks one child per write point (POSIX only)")
     root = tmp_path_factory.mktemp("faults")
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(DRIVER), str(root)], capture_output=True, text=True, env=env,

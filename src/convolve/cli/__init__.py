@@ -23,6 +23,11 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: object = None, line: str | None = None) -> None:
+    print(f"convolve: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the exit code (0 on success)."""
     parser = build_parser()
@@ -38,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not debug:  # overflow warnings are reported once, as the non-finite loss error of `fit`
                 warnings.simplefilter("ignore", RuntimeWarning)
+                warnings.showwarning = _one_line_warning
             return COMMANDS[args.command](args)
     except UsageError as e:
         print(_one_line(e), file=sys.stderr)

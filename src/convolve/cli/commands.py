@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from convolve import data, models, nn
+from convolve._atomic import ensure_writable_dir
 from convolve.autograd import no_grad
-from convolve.cli import recipe
+from convolve.cli import recipe, resume
 from convolve.cli.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
@@ -29,15 +30,45 @@ def _load_dataset(name: str, root: str | None, train: bool, download: bool = Fal
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train, checkpoint every epoch into --out, evaluate on the test split."""
-    args.dataset = args.dataset.lower().replace("_", "-")
-    args.model = args.model or recipe.DEFAULT_MODELS.get(args.dataset, "lenet5")
+    """Train (or, with --resume, continue) a run, checkpoint every epoch into --out, evaluate on the test split."""
+    planned_epochs = None
+    if args.resume:
+        args, planned_epochs = resume.resumed_run_args(args)
+    else:
+        args = resume.new_run_args(args)
     models.model_spec(args.model)  # unknown model -> clear error before any data is read
-    args.epochs = args.epochs or recipe.DEFAULT_EPOCHS.get(args.dataset, 10)
-    out = Path(args.out or Path("runs") / f"{args.model}-{args.dataset}")
+    out = resume.run_folder(args)
     if args.patience is not None and not args.val_split:
         raise ValueError("--patience needs a validation split: add e.g. --val-split 0.1")
+    if args.dataset == "digits" and args.data_dir is not None:
+        raise ValueError("--data-dir does not apply to the bundled digits dataset (it ships with convolve); "
+                         "leave it out")
     recipe.optimizer_settings(args)  # --alpha / --eps fit the optimizer: checked before any data is read
+    ensure_writable_dir(out)  # before any data is read or any epoch is trained
+    run = _build_run(args, out)
+    trainer, train_loader = run["trainer"], run["train_loader"]
+    what = f"training {args.model} on {args.dataset}"
+    if args.resume:
+        trainer.resume(train_loader)
+        if planned_epochs != args.epochs:  # the schedule of a run planned with the new length, from here on
+            trainer.scheduler = recipe.replay_scheduler(args, trainer.optimizer, len(train_loader), trainer.epoch)
+        what = f"resuming {args.model} on {args.dataset} after epoch {trainer.epoch}"
+    _say(f"{what} ({run['sizes']}, {args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, "
+         f"{args.schedule}) -> {out}")
+    start = time.perf_counter()
+    trainer.fit(train_loader, args.epochs, val_loader=run["val_loader"])
+    stopper = trainer.early_stopping
+    if stopper is not None and stopper.stopped_epoch is not None:
+        _say(f"early stopping after epoch {stopper.stopped_epoch}: best validation accuracy {stopper.best:.4f} at "
+             f"epoch {stopper.best_epoch} (its weights are in {out / BEST})")
+    result = evaluate(trainer.model, run["test_loader"], trainer.loss_fn)
+    _say(f"trained in {time.perf_counter() - start:.1f} s; checkpoint {out / LAST}, history {out / 'history.csv'}")
+    _say(f"test accuracy: {result.accuracy:.4f}")
+    return 0
+
+
+def _build_run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Data, loaders, model, optimizer, schedule and Trainer of the recipe in `args` (seeded)."""
     train_set = _load_dataset(args.dataset, args.data_dir, True, args.download)
     test_set = _load_dataset(args.dataset, args.data_dir, False, args.download)
     meta = recipe.build_meta(args, train_set)
@@ -63,17 +94,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                       progress=False if args.no_progress else None, callbacks=[_print_epoch], meta=meta,
                       aux_weight=args.aux_weight, clip_grad_norm=args.clip_grad_norm)
     val_note = f" / {len(val_set)} validation" if val_set is not None else ""
-    _say(f"training {args.model} on {args.dataset} ({len(train_set)} train{val_note} / {len(test_set)} test images, "
-         f"{args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, {args.schedule}) -> {out}")
-    start = time.perf_counter()
-    trainer.fit(train_loader, args.epochs, val_loader=val_loader, resume=args.resume)
-    if stopper is not None and stopper.stopped_epoch is not None:
-        _say(f"early stopping after epoch {stopper.stopped_epoch}: best validation accuracy {stopper.best:.4f} at "
-             f"epoch {stopper.best_epoch} (its weights are in {out / BEST})")
-    result = evaluate(model, test_loader, loss_fn)
-    _say(f"trained in {time.perf_counter() - start:.1f} s; checkpoint {out / LAST}, history {out / 'history.csv'}")
-    _say(f"test accuracy: {result.accuracy:.4f}")
-    return 0
+    sizes = f"{len(train_set)} train{val_note} / {len(test_set)} test images"
+    return {"trainer": trainer, "train_loader": train_loader, "val_loader": val_loader, "test_loader": test_loader,
+            "sizes": sizes}
 
 
 def _print_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
@@ -136,6 +159,9 @@ def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.nda
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError(f"the checkpoint's normalization is unusable (mean {meta['mean']}, std {meta['std']}: "
+                         f"every std must be a finite number > 0)")
     return (x - mean) / std
 
 
@@ -143,10 +169,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Print the most probable class(es) and probability for each image."""
     model, meta = load_model(args.checkpoint)
     classes = meta.get("classes") or [str(i) for i in range(meta["num_classes"])]
+    native_pixels = meta["input_size"][1] * meta["input_size"][2]
+    max_pixels = max(64 * native_pixels, 1 << 16)  # decode cost bounded; a wrong size is reported by shape below
     for path in args.images:
-        x = prepare_image(read_image(path, float(meta["pixel_max"])), meta, str(path))
+        x = prepare_image(read_image(path, float(meta["pixel_max"]), max_pixels), meta, str(path))
         with no_grad():
             logits = np.asarray(model(Tensor(x)).data, dtype=np.float64)[0]
+        if not np.isfinite(logits).all():
+            raise ValueError(f"{path}: the model's output holds NaN or inf (are the checkpoint's weights finite?)")
         prob = np.exp(logits - logits.max())
         prob /= prob.sum()
         top = np.argsort(-prob, kind="stable")[: args.top]

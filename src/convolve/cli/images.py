@@ -16,28 +16,50 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
 
 
-def read_image(path: str | Path, int_max: float = 255.0) -> np.ndarray:
-    """(H, W, C) float64 image scaled to [0, 1]; integer NPY arrays are divided by `int_max`."""
+MAX_PIXELS = 1 << 22  # 2048 x 2048: larger images are refused from their header, before any decoding
+MAX_FILE_BYTES = 64 << 20
+
+
+def read_image(path: str | Path, int_max: float = 255.0, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """(H, W, C) float64 image scaled to [0, 1]; integer NPY arrays are divided by `int_max`, float ones must be
+    finite and in [0, 1] already.
+
+    Images of more than `max_pixels` pixels are refused from their header, before anything is decoded."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not an image file" if path.is_dir() else "not found"
         raise FileNotFoundError(f"predict: image file {path} {what}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"predict: {path} is {size:,} bytes; image files over {MAX_FILE_BYTES:,} bytes are refused")
     raw = path.read_bytes()
     suffix = path.suffix.lower()
     if raw.startswith(b"\x93NUMPY") or suffix == ".npy":
-        return _from_npy(path, int_max)
+        return _from_npy(path, int_max, max_pixels)
     if raw.startswith(PNG_SIGNATURE):
-        return read_png(raw, str(path))
+        return read_png(raw, str(path), max_pixels)
     if raw[:2] in (b"P2", b"P3", b"P5", b"P6"):
-        return read_pnm(raw, str(path))
+        return read_pnm(raw, str(path), max_pixels)
     raise ValueError(f"predict: {path} is not a PNG, PGM/PPM or NPY file (unrecognised header {raw[:8]!r})")
 
 
-def _from_npy(path: Path, int_max: float) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as e:
+def _check_pixels(height: int, width: int, max_pixels: int, where: str) -> None:
+    if height * width > max_pixels:
+        raise ValueError(f"predict: {where} declares {width}x{height} pixels, more than the {max_pixels:,} accepted "
+                         f"(resize it to the model's input size)")
+
+
+def _from_npy(path: Path, int_max: float, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    try:  # a memory map reads only the header: the shape is checked before any data is loaded
+        mapped = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError) as e:
         raise ValueError(f"predict: cannot read {path} as a NumPy .npy array ({e})") from e
+    if not isinstance(mapped, np.ndarray):
+        raise ValueError(f"predict: {path} is an archive, not a single .npy array")
+    if mapped.size > 4 * max_pixels:
+        raise ValueError(f"predict: {path} holds shape {mapped.shape}, more than {4 * max_pixels:,} values "
+                         f"(resize it to the model's input size)")
+    arr = np.array(mapped)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     elif arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
@@ -49,6 +71,13 @@ def _from_npy(path: Path, int_max: float) -> np.ndarray:
         return arr.astype(np.float64) / int_max
     if arr.dtype.kind != "f":
         raise ValueError(f"predict: {path} must hold numbers, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"predict: {path} holds {int((~np.isfinite(arr)).sum())} NaN or inf values")
+    low, high = float(arr.min()), float(arr.max())
+    if low < 0 or high > 1:
+        hint = " (divide by 255, or save it as uint8)" if high <= 255 and low >= 0 else ""
+        raise ValueError(f"predict: {path} holds floats in [{low:g}, {high:g}]; float images must be scaled to "
+                         f"[0, 1]{hint}")
     return arr.astype(np.float64)
 
 
@@ -73,16 +102,23 @@ def _pnm_tokens(raw: bytes, count: int, where: str) -> tuple[list[int], int]:
     return tokens, i
 
 
-def read_pnm(raw: bytes, where: str = "image") -> np.ndarray:
+def read_pnm(raw: bytes, where: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """PGM (P2 ASCII, P5 binary) or PPM (P3, P6) as (H, W, 1|3) scaled by the file's maxval."""
     magic = raw[:2].decode()
     channels = 3 if magic in ("P3", "P6") else 1
     (width, height, maxval), offset = _pnm_tokens(raw, 3, where)
+    _check_pixels(height, width, max_pixels, where)
     if not 0 < maxval < 65536:
         raise ValueError(f"predict: {where}: PGM/PPM maxval must be in 1..65535, got {maxval}")
     count = width * height * channels
     if magic in ("P2", "P3"):
-        values = np.array(raw[offset:].split(), dtype=np.int64)
+        tokens = raw[offset:].split(maxsplit=count)  # at most count + 1 pieces, whatever the file holds
+        if len(tokens) > count:
+            raise ValueError(f"predict: {where}: more than the {count} samples its header declares")
+        try:
+            values = np.array(tokens, dtype=np.int64)
+        except ValueError as e:
+            raise ValueError(f"predict: {where}: a PGM/PPM sample is not an integer ({e})") from None
     else:
         dtype = np.dtype(">u2") if maxval > 255 else np.dtype(np.uint8)
         body = raw[offset + 1 :]  # exactly one whitespace byte after maxval
@@ -141,10 +177,11 @@ def _unfilter(data: np.ndarray, height: int, stride: int, bpp: int, where: str) 
     return out[:, bpp:].astype(np.uint8)
 
 
-def read_png(raw: bytes, where: str = "image") -> np.ndarray:
+def read_png(raw: bytes, where: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A non-interlaced 8/16-bit grayscale(+alpha)/RGB(A) PNG as (H, W, 1|3) in [0, 1]; alpha is dropped."""
     header, idat = _png_chunks(raw, where)
     width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    _check_pixels(height, width, max_pixels, where)
     if ctype not in PNG_CHANNELS or depth not in (8, 16):
         raise ValueError(f"predict: {where}: unsupported PNG (bit depth {depth}, colour type {ctype}); "
                          f"use 8/16-bit grayscale or RGB, or convert to .npy/.pgm")
@@ -152,8 +189,10 @@ def read_png(raw: bytes, where: str = "image") -> np.ndarray:
         raise ValueError(f"predict: {where}: interlaced PNGs are not supported; save it non-interlaced")
     samples = PNG_CHANNELS[ctype]
     bpp = samples * depth // 8
-    try:
-        data = np.frombuffer(zlib.decompress(idat), dtype=np.uint8)
+    expected = height * (width * bpp + 1)
+    try:  # inflate at most what the header declares (+1 byte to notice more): a small file cannot explode
+        inflater = zlib.decompressobj()
+        data = np.frombuffer(inflater.decompress(idat, expected + 1), dtype=np.uint8)
     except zlib.error as e:
         raise ValueError(f"predict: {where}: corrupt PNG data ({e})") from e
     rows = _unfilter(data, height, width * bpp, bpp, where)  # (H, W*bpp)

@@ -56,16 +56,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train a model, checkpoint every epoch, report the test accuracy. With no "
                                    "arguments: digits_cnn on the bundled 8x8 digits, offline, in a few seconds.")
     p.add_argument("model", nargs="?", default=None, help="model name (see `convolve models`); default per dataset")
-    p.add_argument("--dataset", default="digits", help="dataset name (see `convolve datasets`); default digits")
+    p.add_argument("--dataset", default=None, help="dataset name (see `convolve datasets`); default digits")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default $CONVOLVE_DATA/...)")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs (default per dataset)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="mini-batch size (default 64)")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adam")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default 64)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default=None, help="default adam")
     p.add_argument("--lr", type=non_negative_float, default=None,
                    help="learning rate (peak lr for onecycle); default 0.05 for sgd, 1e-3 otherwise (x2/x10 on digits)")
-    p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD/RMSprop momentum (default 0.9)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="L2 weight decay (default 0)")
+    p.add_argument("--momentum", type=non_negative_float, default=None, help="SGD/RMSprop momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None, help="L2 weight decay (default 0)")
     p.add_argument("--alpha", type=non_negative_float, default=None,
                    help="RMSprop's smoothing constant (TensorFlow's and the Inception paper's decay; default 0.99)")
     p.add_argument("--eps", type=positive_float, default=None,
@@ -75,18 +75,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aux-weight", type=non_negative_float, default=None, metavar="W",
                    help="loss weight of auxiliary classifiers (googlenet, inception_*; default: the model's, "
                         "0.3 / 0.4)")
-    p.add_argument("--schedule", choices=("none", "step", "cosine", "onecycle"), default="onecycle",
+    p.add_argument("--schedule", choices=("none", "step", "cosine", "onecycle"), default=None,
                    help="learning-rate schedule (default onecycle, stepped per batch)")
-    p.add_argument("--label-smoothing", type=non_negative_float, default=0.0, help="cross-entropy label smoothing")
-    p.add_argument("--augment", action="store_true", help="random crops (and flips for colour images)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same weights")
-    p.add_argument("--val-split", type=non_negative_float, default=0.0, metavar="F",
+    p.add_argument("--label-smoothing", type=non_negative_float, default=None,
+                   help="cross-entropy label smoothing (default 0)")
+    p.add_argument("--augment", action="store_true", default=None, help="random crops (and flips for colour images)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0): same seed, same weights")
+    p.add_argument("--val-split", type=non_negative_float, default=None, metavar="F",
                    help="hold out a fraction F of the training images for validation (default 0: the per-epoch "
                         "figures are on the test split, reported only)")
     p.add_argument("--patience", type=positive_int, default=None, metavar="N",
                    help="early stopping: stop after N epochs without a better validation accuracy (needs --val-split)")
     p.add_argument("--out", default=None, help="output folder (default ./runs/<model>-<dataset>)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.npz")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last.npz with its stored settings (a larger --epochs "
+                        "extends it; other changed settings are refused)")
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
                    help="model option, e.g. --option activation=relu (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")

@@ -178,3 +178,19 @@ def build_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: i
         return sched.CosineAnnealingLR(optimizer, T_max=args.epochs)
     max_lr = optimizer.param_groups[0]["lr"]
     return sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=args.epochs * steps_per_epoch)
+
+
+def replay_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: int, epochs_done: int) -> Any:
+    """The schedule of a run planned for `args.epochs` epochs, advanced to the end of epoch `epochs_done`: a resumed
+    run whose --epochs grew continues with exactly the learning rates (and one-cycle momenta) a run planned with
+    the new length from the start has from that epoch on."""
+    for group in optimizer.param_groups:  # forget the old plan; the new one starts from the recipe's lr
+        for key in ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"):
+            group.pop(key, None)
+        group["lr"] = learning_rate(args)
+    scheduler = build_scheduler(args, optimizer, steps_per_epoch)
+    if scheduler is not None:
+        per_batch = getattr(scheduler, "step_interval", "epoch") == "batch"
+        for _ in range(epochs_done * steps_per_epoch if per_batch else epochs_done):
+            scheduler.step()
+    return scheduler

@@ -10,6 +10,7 @@ import io
 import os
 import pickle
 import tarfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,46 @@ class _SafeUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+MAX_MEMBER_BYTES = 256 << 20  # a CIFAR-100 train batch is 155 MB; anything larger is not a CIFAR file
+MAX_LIST_ITEMS = 1_000_000  # labels / filenames per batch (50,000 in the largest)
+MAX_MEMBERS = 1_000  # tar members scanned (the real archives hold 8)
+
+
 def safe_load_pickle(raw: bytes, where: str) -> dict[bytes, Any]:
-    """Unpickle a CIFAR batch/meta dict (bytes keys, Python 2 latin-1 strings) without running arbitrary code."""
+    """Unpickle a CIFAR batch/meta dict (bytes keys, Python 2 latin-1 strings) without running arbitrary code.
+
+    Besides refusing every global but NumPy's array constructors, the result must have CIFAR's flat structure (a
+    dict of bytes, strings, numbers, arrays and flat lists of those): a small pickle whose lists share nested
+    lists (gigabytes once expanded) is refused before anything expands it."""
+    if len(raw) > MAX_MEMBER_BYTES:
+        raise ValueError(f"CIFAR: {where} is {len(raw):,} bytes, more than any CIFAR file ({MAX_MEMBER_BYTES:,})")
     try:
         obj = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise ValueError(f"CIFAR: {where} is not a valid CIFAR pickle ({exc})") from exc
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            RecursionError, MemoryError) as exc:
+        raise ValueError(f"CIFAR: {where} is not a valid CIFAR pickle ({type(exc).__name__}: {exc})") from exc
     if not isinstance(obj, dict):
         raise ValueError(f"CIFAR: {where} must hold a dict, got {type(obj).__name__}")
+    for key, value in obj.items():
+        _check_flat(value, f"{where}[{key!r}]")
     return obj
+
+
+_SCALARS = (bytes, str, int, float, type(None))
+
+
+def _check_flat(value: Any, where: str) -> None:
+    """A CIFAR value: a scalar, an ndarray, or a list of at most MAX_LIST_ITEMS scalars (no nesting)."""
+    if isinstance(value, (*_SCALARS, np.ndarray)):
+        return
+    if not isinstance(value, list):
+        raise ValueError(f"CIFAR: {where} has type {type(value).__name__}; a CIFAR pickle holds only bytes, "
+                         f"numbers, arrays and flat lists")
+    if len(value) > MAX_LIST_ITEMS:
+        raise ValueError(f"CIFAR: {where} is a list of {len(value):,} items (at most {MAX_LIST_ITEMS:,} accepted)")
+    bad = next((v for v in value if not isinstance(v, _SCALARS)), None)
+    if bad is not None:
+        raise ValueError(f"CIFAR: {where} holds a {type(bad).__name__}; CIFAR lists are flat (labels or names)")
 
 
 class _FolderReader:
@@ -59,7 +91,12 @@ class _FolderReader:
 
     def __call__(self, name: str) -> bytes | None:
         path = self.folder / name
-        return path.read_bytes() if path.is_file() else None
+        if not path.is_file():
+            return None
+        size = path.stat().st_size
+        if size > MAX_MEMBER_BYTES:
+            raise ValueError(f"CIFAR: {path} is {size:,} bytes, more than any CIFAR file ({MAX_MEMBER_BYTES:,})")
+        return path.read_bytes()
 
 
 class CIFAR10(ArrayDataset):
@@ -105,22 +142,31 @@ class CIFAR10(ArrayDataset):
                 return _FolderReader(folder)
         archive = self.root / self.archive
         if download:
-            archive = download_file(self.archive, self.archive_md5, self.root, mirrors)
+            archive = download_file(self.archive, self.archive_md5, self.root, mirrors, max_bytes=512 << 20)
         if not archive.is_file():
             raise missing_file_error(type(self).__name__, archive, self.root)
         return self._archive_reader(archive)
 
     def _archive_reader(self, archive: Path) -> Callable[[str], bytes | None]:
-        """Read members `<base_folder>/<name>` straight from the tar.gz (no extraction, so no path tricks)."""
+        """Read the members `<base_folder>/<name>` this dataset needs straight from the tar.gz (no extraction, so no
+        path tricks), checking each member's declared size before reading it; other members are skipped unread."""
         fn = type(self).__name__
+        wanted = {f"{self.base_folder}/{n}" for n in (*self.train_files, *self.test_files, self.meta_file)}
+        members: dict[str, bytes] = {}
         try:
             with tarfile.open(archive, "r:gz") as tar:
-                members = {
-                    m.name.split("/")[-1]: tar.extractfile(m).read()  # type: ignore[union-attr]
-                    for m in tar.getmembers()
-                    if m.isfile() and m.name.startswith(self.base_folder + "/")
-                }
-        except (tarfile.TarError, EOFError, OSError) as exc:
+                for count, m in enumerate(tar, 1):
+                    if count > MAX_MEMBERS:
+                        raise ValueError(f"{fn}: {archive} holds more than {MAX_MEMBERS} members; not a CIFAR archive")
+                    if m.size > MAX_MEMBER_BYTES:  # refused before a byte of it is decompressed
+                        raise ValueError(f"{fn}: {archive}: member {m.name} declares {m.size:,} bytes, more than any "
+                                         f"CIFAR file ({MAX_MEMBER_BYTES:,}); not a CIFAR archive")
+                    if m.name not in wanted or not m.isfile():
+                        continue
+                    members[m.name.split("/")[-1]] = tar.extractfile(m).read()  # type: ignore[union-attr]
+                    if len(members) == len(wanted):
+                        break  # everything needed is read: the rest of the archive is never decompressed
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             raise ValueError(
                 f"{fn}: {archive} is not a valid tar.gz archive ({exc}); delete it and download it again"
             ) from exc

@@ -11,12 +11,16 @@ import http.client
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from convolve._atomic import ensure_writable_dir
+
 CHUNK = 1 << 20  # bytes read per network call
+MAX_BYTES = 1 << 30  # default size cap of one download (the CIFAR archives are 170 MB)
 
 
 class DownloadError(RuntimeError):
@@ -37,19 +41,31 @@ def check_md5(path: str | os.PathLike[str], md5: str) -> bool:
     return os.path.isfile(path) and file_md5(path) == md5.lower()
 
 
-def _fetch(url: str, dest_dir: Path, filename: str, timeout: float) -> tuple[Path, str]:
-    """Stream `url` into a temp file in `dest_dir`; return (temp path, MD5). The caller owns the temp file."""
+def _fetch(url: str, dest_dir: Path, filename: str, timeout: float, deadline: float,
+           max_bytes: int) -> tuple[Path, str]:
+    """Stream `url` into a temp file in `dest_dir`; return (temp path, MD5). The caller owns the temp file.
+
+    `timeout` bounds each network read, `deadline` the whole transfer (a server trickling bytes cannot stall it),
+    `max_bytes` its size (a stream without Content-Length cannot fill the disk)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
     h = hashlib.md5(usedforsecurity=False)
     received = 0
+    stop_at = time.monotonic() + deadline
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=min(timeout, deadline)) as resp:
             expected = resp.headers.get("Content-Length")
-            while block := resp.read(CHUNK):
+            if expected is not None and int(expected) > max_bytes:
+                raise DownloadError(f"the server announces {int(expected):,} bytes, more than the {max_bytes:,} "
+                                    f"expected for {filename}")
+            while block := resp.read1(CHUNK):  # returns what one network read delivered
+                received += len(block)
+                if received > max_bytes:
+                    raise DownloadError(f"more than {max_bytes:,} bytes received, the most expected for {filename}")
                 out.write(block)
                 h.update(block)
-                received += len(block)
+                if time.monotonic() > stop_at:
+                    raise DownloadError(f"not finished after {deadline:g} s ({received:,} bytes received)")
         if expected is not None and received != int(expected):
             raise DownloadError(f"short read: got {received} of {expected} bytes")
     except BaseException:
@@ -65,17 +81,21 @@ def download_file(
     mirrors: Sequence[str],
     timeout: float = 60.0,
     verbose: bool = True,
+    deadline: float = 3600.0,
+    max_bytes: int = MAX_BYTES,
 ) -> Path:
     """Make `root/filename` hold the file whose MD5 is `md5`, fetching `mirror + filename` from each mirror in turn.
 
     An existing file with the right checksum is kept (no network access); one with a wrong checksum is
-    replaced. `verbose` prints one line per attempt to stderr. Raises DownloadError listing what each
+    replaced. Each attempt gives up after `timeout` seconds without data, `deadline` seconds in all, or
+    `max_bytes` bytes received. `verbose` prints one line per attempt to stderr. Raises DownloadError listing what each
     mirror did when none delivered the right bytes.
     """
     if not mirrors:
         raise ValueError(f"download_file: `mirrors` must name at least one URL base, got {mirrors!r}")
-    dest_dir = Path(root).expanduser()
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir = ensure_writable_dir(Path(root).expanduser())  # names the folder, not a temporary file
+    for stale in dest_dir.glob(f".{filename}.*.part"):  # left by a download that was killed
+        stale.unlink(missing_ok=True)
     dest = dest_dir / filename
     if check_md5(dest, md5):
         return dest
@@ -85,7 +105,7 @@ def download_file(
         if verbose:
             print(f"downloading {url} -> {dest}", file=sys.stderr, flush=True)
         try:
-            tmp, got = _fetch(url, dest_dir, filename, timeout)
+            tmp, got = _fetch(url, dest_dir, filename, timeout, deadline, max_bytes)
         except (urllib.error.URLError, http.client.HTTPException, OSError, DownloadError, ValueError) as exc:
             failures.append(f"  {url}: {exc}")
             continue

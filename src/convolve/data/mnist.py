@@ -11,6 +11,8 @@ from convolve.data.dataset import ArrayDataset, Transform, missing_file_error, r
 from convolve.data.download import download_file
 from convolve.data.idx import read_idx
 
+MAX_IMAGES = 100_000  # per file; the published ones hold 60,000 / 10,000 (a larger header is refused as hostile)
+
 
 class MNIST(ArrayDataset):
     """The MNIST digits: 60,000 train / 10,000 test images, `data` uint8 (N, 28, 28), `targets` int64 0..9.
@@ -50,8 +52,8 @@ class MNIST(ArrayDataset):
         self.train = bool(train)
         self._mirrors = tuple(mirrors) if mirrors is not None else tuple(self.mirrors)
         prefix = "train" if self.train else "t10k"
-        images = self._load(f"{prefix}-images-idx3-ubyte", 3, download)
-        labels = self._load(f"{prefix}-labels-idx1-ubyte", 1, download)
+        images = self._load(f"{prefix}-images-idx3-ubyte", 3, download, (28, 28))
+        labels = self._load(f"{prefix}-labels-idx1-ubyte", 1, download, ())
         fn = type(self).__name__
         if images.shape[1:] != (28, 28):
             raise ValueError(f"{fn}: images must be 28x28, got shape {images.shape} in {self.root}")
@@ -61,7 +63,7 @@ class MNIST(ArrayDataset):
             raise ValueError(f"{fn}: labels must be in 0..{len(self.classes_list) - 1}, found {labels.max()}")
         super().__init__(images, labels, self.classes_list, transform, pixel_max=255)
 
-    def _load(self, stem: str, ndim: int, download: bool) -> np.ndarray:
+    def _load(self, stem: str, ndim: int, download: bool, item_shape: tuple[int, ...]) -> np.ndarray:
         """Read `stem`.gz (or the uncompressed `stem`); with `download`, fetch it when absent or unreadable.
 
         Existing files are trusted when they parse (local re-compressed copies have other .gz MD5s than
@@ -74,12 +76,12 @@ class MNIST(ArrayDataset):
             raise missing_file_error(fn, self.root / gz_name, self.root)
         if path is not None:
             try:
-                return np.asarray(read_idx(path, ndim, fn))
+                return np.asarray(read_idx(path, ndim, fn, item_shape, MAX_IMAGES))
             except ValueError:
                 if not download:
                     raise
-        path = download_file(gz_name, self.resources[gz_name], self.root, self._mirrors)
-        return np.asarray(read_idx(path, ndim, fn))
+        path = download_file(gz_name, self.resources[gz_name], self.root, self._mirrors, max_bytes=64 << 20)
+        return np.asarray(read_idx(path, ndim, fn, item_shape, MAX_IMAGES))
 
 
 class FashionMNIST(MNIST):

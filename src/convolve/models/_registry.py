@@ -45,6 +45,8 @@ def register_model(input_size: tuple[int, int, int], num_classes: int, family: s
             model = builder(*args, **kwargs)
             if getattr(model, "input_size", None) is None:
                 model.input_size = input_size
+            model.register_forward_pre_hook(functools.partial(_check_input, name, tuple(model.input_size),
+                                                              not _has_adaptive_pool(model)))
             return model
 
         doc = (builder.__doc__ or "").strip().splitlines()
@@ -52,6 +54,28 @@ def register_model(input_size: tuple[int, int, int], num_classes: int, family: s
         return build  # type: ignore[return-value]
 
     return wrap
+
+
+def _has_adaptive_pool(model: Any) -> bool:
+    """Whether the classifier's input size is fixed by an adaptive pooling layer (then any input size large
+    enough works); without one, the flattened features must match the first Linear layer: only the native size."""
+    return any(type(m).__name__.startswith("Adaptive") for m in model.modules())
+
+
+def _check_input(name: str, native: tuple[int, int, int], fixed_size: bool, model: Any,
+                 inputs: tuple[Any, ...]) -> None:
+    """Forward pre-hook of zoo models: the input must be (N, C, H, W) with the model's channels (and, for models
+    without adaptive pooling, its native H x W), checked before any layer runs."""
+    if not inputs or not hasattr(inputs[0], "shape"):
+        return
+    shape = tuple(inputs[0].shape)
+    c, h, w = native
+    size_ok = not fixed_size or shape[2:] == (h, w)
+    if len(shape) == 4 and shape[1] == c and size_ok:
+        return
+    want = f"(N, {c}, {h}, {w})" if fixed_size else f"(N, {c}, H, W)"
+    raise ValueError(f"{name}: expects input {want} (native size {c}x{h}x{w}), got shape {shape}"
+                     + ("; pad or resize the images to the native size" if len(shape) == 4 and shape[1] == c else ""))
 
 
 def list_models(family: str | None = None) -> list[str]:

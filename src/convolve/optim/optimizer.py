@@ -8,6 +8,7 @@ and converts the state to and from PyTorch's `{'state': {0: {...}}, 'param_group
 from __future__ import annotations
 
 import copy
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -212,9 +213,12 @@ def decayed_grad(grad: np.ndarray, param: Tensor, weight_decay: float, maximize:
 
 
 def check_range(value: Any, name: str, fn: str, low: float = 0.0, high: float | None = None) -> None:
-    """`low <= value` (and `value < high` when given), with PyTorch's checks but a message naming the option."""
+    """`low <= value` (and `value < high` when given), finite, with PyTorch's checks (NaN refused; inf too)
+    but a message naming the option."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise TypeError(f"{fn}: `{name}` must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{fn}: `{name}` must be a finite number, got {value}")
     if value < low or (high is not None and value >= high):
         want = f">= {low}" if high is None else f"in [{low}, {high})"
         raise ValueError(f"{fn}: `{name}` must be {want}, got {value}")

@@ -2,6 +2,7 @@
 
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
+from convolve.train.guards import TrainingWarning
 from convolve.train.history import History
 from convolve.train.metrics import (
     EvalResult,
@@ -22,6 +23,7 @@ __all__ = [
     "History",
     "MetricAccumulator",
     "Trainer",
+    "TrainingWarning",
     "accuracy",
     "confusion_matrix",
     "evaluate",

@@ -18,8 +18,8 @@ class EarlyStopping:
             raise ValueError(f"EarlyStopping: `patience` must be a non-negative int, got {patience!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: `mode` must be 'auto', 'min' or 'max', got {mode!r}")
-        if min_delta < 0:
-            raise ValueError(f"EarlyStopping: `min_delta` must be >= 0, got {min_delta}")
+        if not min_delta >= 0 or min_delta == float("inf"):  # NaN fails the comparison
+            raise ValueError(f"EarlyStopping: `min_delta` must be a finite number >= 0, got {min_delta}")
         self.monitor = monitor
         self.patience = patience
         self.mode = ("min" if "loss" in monitor else "max") if mode == "auto" else mode

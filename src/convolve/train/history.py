@@ -68,7 +68,11 @@ class History:
     def load_json(cls, path: str | Path) -> History:
         """Read a file written by `save_json`."""
         data = json.loads(Path(path).read_text())
-        n = max((len(v) for v in data.values()), default=0)
+        lengths = {k: len(v) for k, v in data.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"History.load_json: {path} holds metrics of different lengths {lengths} (a damaged "
+                             f"file; `convolve train --resume` rewrites a run's histories from its last.npz)")
+        n = max(lengths.values(), default=0)
         records = [{k: (math.nan if v[i] is None else v[i]) for k, v in data.items() if i < len(v)} for i in range(n)]
         return cls(records)
 

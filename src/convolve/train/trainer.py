@@ -7,14 +7,18 @@ its checkpoint ends with the same weights, bit for bit, as an uninterrupted run.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from convolve import random as crandom
-from convolve._atomic import copy_file, remove_stale_temps
+from convolve._atomic import copy_file, ensure_writable_dir, remove_stale_temps
 from convolve.autograd import no_grad
 from convolve.backend import to_numpy
 from convolve.nn.utils import clip_grad_norm_
@@ -22,6 +26,7 @@ from convolve.optim.lr_scheduler import ReduceLROnPlateau
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
 from convolve.train.checkpoint import load_checkpoint, save_checkpoint
+from convolve.train.guards import LossGrowthWatch, TrainingWarning, check_gradients, finite, nonfinite_loss_error
 from convolve.train.history import History
 from convolve.train.metrics import EvalResult, MetricAccumulator, topk_correct
 from convolve.train.progress import EpochProgress, progress_enabled
@@ -54,9 +59,11 @@ def evaluate(model: Any, loader: Iterable[Any], loss_fn: Callable[[Any, Any], An
     bar = EpochProgress(_num_batches(loader), "evaluate", progress_enabled(progress))
     try:
         with no_grad():
-            for x, y in loader:
+            for i, (x, y) in enumerate(loader):
                 out = model(x)
                 loss = float(to_numpy(loss_fn(out, y)))
+                if not math.isfinite(loss) or not finite(out):
+                    raise nonfinite_loss_error("evaluate", None, i + 1, x, out, loss)
                 acc.update(out, y, loss)
                 n = len(to_numpy(y))
                 bar.update(loss, topk_correct(out, y, 1), n)
@@ -113,6 +120,7 @@ class Trainer:
         self.best: float | None = None
         self.best_epoch: int | None = None  # the epoch whose weights best.npz holds
         self.stop_training = False
+        self._loss_watch = LossGrowthWatch()
 
     # ----- state -------------------------------------------------------------------------------------
     @staticmethod
@@ -165,10 +173,19 @@ class Trainer:
         return save_checkpoint(path, self.model.state_dict(), self.state_dict(train_loader))
 
     def restore(self, path: str | Path, train_loader: Any = None) -> None:
-        """Load a checkpoint written by `save_checkpoint` into the model, optimizer, scheduler and RNGs."""
+        """Load a checkpoint written by `save_checkpoint` into the model, optimizer, scheduler and RNGs: all or
+        nothing (a checkpoint that does not fit, e.g. of another optimizer, leaves everything as it was)."""
         model_state, state = load_checkpoint(path)
-        self.model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
-        self.load_state_dict(state, train_loader)
+        saved_model = {k: np.array(v.data, copy=True) for k, v in self.model.state_dict().items()}
+        saved_trainer = copy.deepcopy(self.state_dict(train_loader))
+        try:
+            self.load_state_dict(state, train_loader)
+            self.model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
+        except Exception as e:
+            self.model.load_state_dict({k: Tensor(v) for k, v in saved_model.items()})
+            self.load_state_dict(saved_trainer, train_loader)
+            raise ValueError(f"cannot restore {path}: {e} (the model, optimizer and random states are "
+                             f"unchanged)") from e
 
     # ----- loop --------------------------------------------------------------------------------------
     def _step_scheduler(self, record: dict[str, Any]) -> None:
@@ -185,24 +202,30 @@ class Trainer:
         bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}", progress_enabled(self.progress))
         try:
             for i, (x, y) in enumerate(loader):
-                self.optimizer.zero_grad()
-                loss, out = step_loss(self.loss_fn, self.model(x), y, self.aux_weight, self.model)
-                loss.backward()
-                if self.clip_grad_norm is not None:
-                    clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-                self.optimizer.step()
-                if self.scheduler is not None and self.scheduler_interval == "batch":
-                    self.scheduler.step()
-                value = float(to_numpy(loss))
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"fit: the training loss became {value} at epoch {epoch}, batch {i + 1}; "
-                                             f"try a lower learning rate")
+                out, value = self._train_step(x, y, epoch, i + 1)
                 bar.update(value, topk_correct(out, y, 1), len(to_numpy(y)))
         finally:
             bar.close()
         if bar.count == 0:
             raise ValueError("fit: `train_loader` yielded no batches")
         return {"train_loss": bar.loss, "train_accuracy": bar.accuracy, "images_per_second": bar.images_per_second}
+
+    def _train_step(self, x: Any, y: Any, epoch: int, batch: int) -> tuple[Any, float]:
+        """Forward, backward and (only when the loss and every gradient are finite) the optimizer step."""
+        self.optimizer.zero_grad()
+        loss, out = step_loss(self.loss_fn, self.model(x), y, self.aux_weight, self.model)
+        value = float(to_numpy(loss))
+        if not math.isfinite(value):
+            raise nonfinite_loss_error("fit", epoch, batch, x, out, value, self.model.parameters())
+        loss.backward()
+        check_gradients((p for g in self.optimizer.param_groups for p in g["params"]), epoch, batch, value)
+        if self.clip_grad_norm is not None:
+            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "batch":
+            self.scheduler.step()
+        self._loss_watch.update(value, epoch, batch)
+        return out, value
 
     def _monitor_value(self, record: dict[str, Any]) -> tuple[str, float]:
         if self.early_stopping is not None:
@@ -235,6 +258,14 @@ class Trainer:
             self.save_checkpoint(folder / BEST, train_loader)
         self.history.save(folder)
 
+    def resume(self, train_loader: Any = None, checkpoint: bool | str | Path = True) -> Path:
+        """Restore the run from `checkpoint` (True: `checkpoint_dir/last.npz`) and finish the writes a kill cut
+        short after it was committed; `fit(..., resume=False)` then continues it. Returns the checkpoint's path."""
+        path = self._resume_path(checkpoint)
+        self.restore(path, train_loader)
+        self._repair_outputs(path)
+        return path
+
     def _repair_outputs(self, resumed_from: Path) -> None:
         """After a resume: finish the writes a kill may have cut after the checkpoint `resumed_from` was
         committed (best.npz when that epoch set a new best, both histories), so all files agree with it."""
@@ -242,6 +273,10 @@ class Trainer:
             return
         if self.best_epoch is not None and self.best_epoch == self.epoch:
             copy_file(resumed_from, self.checkpoint_dir / BEST)  # best.npz at that epoch equals last.npz
+        elif self.best_epoch is not None and not (self.checkpoint_dir / BEST).is_file():
+            warnings.warn(f"fit: {self.checkpoint_dir / BEST} (the weights of epoch {self.best_epoch}) is missing and "
+                          f"cannot be rebuilt; it is written again at the next improvement", TrainingWarning,
+                          stacklevel=3)
         self.history.save(self.checkpoint_dir)
 
     def fit(self, train_loader: Iterable[Any], epochs: int, val_loader: Iterable[Any] | None = None,
@@ -250,16 +285,16 @@ class Trainer:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: `epochs` must be a positive int, got {epochs!r}")
         if self.checkpoint_dir is not None:
+            ensure_writable_dir(self.checkpoint_dir)
             remove_stale_temps(self.checkpoint_dir)
         if resume:
-            path = self._resume_path(resume)
-            self.restore(path, train_loader)
-            self._repair_outputs(path)
+            self.resume(train_loader, resume)
         elif self.seed is not None:
             crandom.manual_seed(self.seed)
             for i, gen in enumerate(self.loader_generators(train_loader)):
                 gen.manual_seed(self.seed + 1 + i)
         self.stop_training = bool(self.early_stopping and self.early_stopping.stopped_epoch is not None)
+        self._loss_watch = LossGrowthWatch()
         while self.epoch < epochs and not self.stop_training:
             start = time.perf_counter()
             lr = float(self.optimizer.param_groups[0]["lr"])

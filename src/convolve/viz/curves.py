@@ -25,14 +25,23 @@ def _float(value: Any) -> float:
 
 def _read_file(fn: str, path: Path) -> dict[str, list[Any]]:
     if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{fn}: {path} is not valid JSON ({e}); truncated? `convolve train --resume` "
+                             f"rewrites a run's histories from its last.npz") from None
         if not isinstance(data, dict):
             raise ValueError(f"{fn}: {path} must hold a JSON object of lists (History.save_json), "
                              f"got {type(data).__name__}")
         return data
     if path.suffix.lower() == ".csv":
         with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        for i, row in enumerate(rows, start=2):
+            if None in row or None in row.values():  # more or fewer fields than the header
+                raise ValueError(f"{fn}: {path} line {i} has not the {len(reader.fieldnames or [])} fields of its "
+                                 f"header (truncated?); `convolve train --resume` rewrites a run's histories")
         return {k: [r.get(k) for r in rows] for k in (rows[0].keys() if rows else [])}
     raise ValueError(f"{fn}: a history file must be .csv or .json, got {str(path)!r}")
 

@@ -391,5 +391,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     x = input.data
     if ((x < 0) | (x > 1)).any():
         raise ValueError(f"{fn}: `input` values must be probabilities in [0, 1], got min {x.min()}, max {x.max()}")
+    t = target.data
+    if ((t < 0) | (t > 1)).any():  # as PyTorch: "all elements of target should be between 0 and 1"
+        raise ValueError(f"{fn}: `target` values must be in [0, 1], got min {t.min()}, max {t.max()}")
     w = _check_broadcastable(weight, "weight", input, fn)
     return BCEFunction.apply(input, target, weight=w, reduction=reduction)
