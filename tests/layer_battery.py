@@ -131,6 +131,7 @@ SPECS: list[Spec] = [
     Spec("BatchNorm2d-untracked", lambda L: L.nn.BatchNorm2d(3, track_running_stats=False), (2, 3, 3, 3),
          (2, 3, 3, 3)),
     Spec("BatchNorm2d-nobias", lambda L: L.nn.BatchNorm2d(3, eps=1e-3, bias=False), (2, 3, 3, 3), (2, 3, 3, 3)),
+    Spec("SyncBatchNorm", lambda L: L.nn.SyncBatchNorm(3, momentum=0.3), (2, 3, 4, 5), (2, 3, 4, 5)),
     Spec("LocalResponseNorm", lambda L: L.nn.LocalResponseNorm(3), (2, 5, 3, 3), (2, 5, 3, 3)),
     Spec("LocalResponseNorm-alexnet", lambda L: L.nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0),
          (2, 6, 3, 3), (2, 6, 3, 3)),

@@ -93,7 +93,7 @@ def test_train_eval_behaviour(spec: Spec) -> None:
     train_out = forward(layer, spec, xt, target).numpy()
     assert layer.eval() is layer and not layer.training
     eval_out = forward(layer, spec, xt, target).numpy()
-    stateful = isinstance(layer, nn.BatchNorm1d | nn.BatchNorm2d) and layer.track_running_stats
+    stateful = isinstance(layer, nn.BatchNorm1d | nn.BatchNorm2d | nn.SyncBatchNorm) and layer.track_running_stats
     if spec.random:
         np.testing.assert_array_equal(eval_out, x)  # eval: identity
         assert not np.array_equal(train_out, x)  # train: something was dropped (seeded)

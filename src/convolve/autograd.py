@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -193,12 +193,48 @@ def _accumulate(t: Tensor, g: np.ndarray) -> None:
         t.grad.data += g
 
 
+class _Callbacks(threading.local):
+    """Functions queued by a `backward` during the current backward pass of this thread."""
+
+    def __init__(self) -> None:
+        self.queue: list[Callable[[], None]] = []
+        self.depth = 0
+
+
+_callbacks = _Callbacks()
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run `callback()` once the backward pass now running in this thread has accumulated every leaf gradient
+    (as PyTorch's engine `queue_callback`; DistributedDataParallel averages gradients this way)."""
+    if _callbacks.depth == 0:
+        raise RuntimeError("queue_callback: can only be called from a Function's backward, during a backward pass")
+    _callbacks.queue.append(callback)
+
+
 def run_backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
     """Propagate `grad` (d loss / d root) to every leaf that requires a gradient; leaf grads accumulate.
 
     Unless `retain_graph`, each node's saved arrays are released once used (as PyTorch), so a graph held by a
     logged loss costs no memory, and a second backward through it is an error rather than a silent reuse.
+    Callbacks queued during the pass (`queue_callback`) run at its end, in order.
     """
+    _callbacks.depth += 1
+    try:
+        _propagate(root, grad, retain_graph)
+    except BaseException:
+        if _callbacks.depth == 1:
+            _callbacks.queue.clear()
+        raise
+    finally:
+        _callbacks.depth -= 1
+    if _callbacks.depth == 0:
+        while _callbacks.queue:
+            _callbacks.queue.pop(0)()
+
+
+def _propagate(root: Tensor, grad: Any, retain_graph: bool) -> None:
+    """The graph walk of `run_backward`."""
     grads: dict[int, Any] = {id(root): grad}
     for t in _topological_order(root):
         g = grads.pop(id(t), None)

@@ -12,15 +12,17 @@ import numpy as np
 from convolve import data, models, nn
 from convolve._atomic import ensure_writable_dir
 from convolve.autograd import no_grad
-from convolve.cli import recipe, resume
+from convolve.cli import parallel, recipe, resume
 from convolve.cli.images import read_image
 from convolve.random import Generator, manual_seed
 from convolve.tensor import Tensor
 from convolve.train import BEST, LAST, EarlyStopping, Trainer, evaluate, load_checkpoint
+from convolve.train.ranks import is_main_process, reduce_eval_result
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    if is_main_process():  # under mpiexec, rank 0 speaks for all
+        print(text, flush=True)
 
 
 def _load_dataset(name: str, root: str | None, train: bool, download: bool = False) -> Any:
@@ -30,7 +32,10 @@ def _load_dataset(name: str, root: str | None, train: bool, download: bool = Fal
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train (or, with --resume, continue) a run, checkpoint every epoch into --out, evaluate on the test split."""
+    """Train (or, with --resume, continue) a run, checkpoint every epoch into --out, evaluate on the test split.
+
+    Under `mpiexec -n N python -m mpi4py -m convolve train ...` the same run is data-parallel over N ranks."""
+    _, world = parallel.join()
     planned_epochs = None
     if args.resume:
         args, planned_epochs = resume.resumed_run_args(args)
@@ -53,15 +58,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         if planned_epochs != args.epochs:  # the schedule of a run planned with the new length, from here on
             trainer.scheduler = recipe.replay_scheduler(args, trainer.optimizer, len(train_loader), trainer.epoch)
         what = f"resuming {args.model} on {args.dataset} after epoch {trainer.epoch}"
+    ranks = f", {world} processes of {args.batch_size // world} images per batch" if world > 1 else ""
     _say(f"{what} ({run['sizes']}, {args.epochs} epochs, {args.optimizer} lr {recipe.learning_rate(args):g}, "
-         f"{args.schedule}) -> {out}")
+         f"{args.schedule}{ranks}) -> {out}")
     start = time.perf_counter()
     trainer.fit(train_loader, args.epochs, val_loader=run["val_loader"])
     stopper = trainer.early_stopping
     if stopper is not None and stopper.stopped_epoch is not None:
         _say(f"early stopping after epoch {stopper.stopped_epoch}: best validation accuracy {stopper.best:.4f} at "
              f"epoch {stopper.best_epoch} (its weights are in {out / BEST})")
-    result = evaluate(trainer.model, run["test_loader"], trainer.loss_fn)
+    result = reduce_eval_result(evaluate(trainer.model, run["test_loader"], trainer.loss_fn))
     _say(f"trained in {time.perf_counter() - start:.1f} s; checkpoint {out / LAST}, history {out / 'history.csv'}")
     _say(f"test accuracy: {result.accuracy:.4f}")
     return 0
@@ -76,14 +82,14 @@ def _build_run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if args.val_split:
         train_set, val_set = recipe.split_train(train_set, args.val_split, args.seed)
     manual_seed(args.seed)
-    model = recipe.build_model(meta)
+    model = parallel.wrap(recipe.build_model(meta))
     shuffle_gen, aug_gen = Generator(args.seed + 1), Generator(args.seed + 2)
-    train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=shuffle_gen,
-                                   transform=recipe.train_transform(meta, args.augment, aug_gen))
-    test_loader = data.DataLoader(test_set, batch_size=256, transform=recipe.eval_transform(meta))
+    train_tf = recipe.train_transform(meta, args.augment, aug_gen)
+    train_loader = parallel.train_loader(train_set, args.batch_size, train_tf, shuffle_gen, args.seed)
+    test_loader = parallel.eval_loader(test_set, recipe.eval_transform(meta))
     val_loader = test_loader
     if val_set is not None:
-        val_loader = data.DataLoader(val_set, batch_size=256, transform=recipe.eval_transform(meta))
+        val_loader = parallel.eval_loader(val_set, recipe.eval_transform(meta))
     stopper = None if args.patience is None else EarlyStopping("val_accuracy", patience=args.patience)
     optimizer = recipe.build_optimizer(args, model)
     scheduler = recipe.build_scheduler(args, optimizer, len(train_loader))

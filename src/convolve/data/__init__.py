@@ -11,6 +11,7 @@ from convolve.data import transforms
 from convolve.data.cifar import CIFAR10, CIFAR100
 from convolve.data.dataset import ArrayDataset, Subset, default_root, random_split
 from convolve.data.digits import Digits
+from convolve.data.distributed_sampler import DistributedSampler
 from convolve.data.download import DownloadError, check_md5, download_file
 from convolve.data.loader import DataLoader
 from convolve.data.mnist import MNIST, FashionMNIST
@@ -23,6 +24,7 @@ __all__ = [
     "ArrayDataset",
     "DataLoader",
     "Digits",
+    "DistributedSampler",
     "DownloadError",
     "FashionMNIST",
     "Subset",

@@ -35,6 +35,7 @@ class DataLoader:
         generator: Generator | None = None,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         prefetch: bool = True,
+        sampler: Any = None,
     ) -> None:
         if not callable(getattr(dataset, "get_batch", None)) or not hasattr(dataset, "__len__"):
             raise TypeError(
@@ -54,9 +55,13 @@ class DataLoader:
         self.generator = generator
         self.transform = transform
         self.prefetch = bool(prefetch)
+        if sampler is not None and (shuffle or not hasattr(sampler, "__len__")):
+            raise ValueError("DataLoader: `sampler` (an iterable of indices with a length, e.g. DistributedSampler) "
+                             f"excludes `shuffle=True`, got shuffle={shuffle}, sampler {type(sampler).__name__}")
+        self.sampler = sampler
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset if self.sampler is None else self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _pipeline(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -84,6 +89,8 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.dataset)
         order = rng(self.generator).permutation(n) if self.shuffle else np.arange(n)  # drawn now, in order
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
         if not self.prefetch:
             return self._batches(order)
         return _Prefetcher(self._batches(order))

@@ -16,6 +16,7 @@ from convolve.nn.module import Module, RemovableHandle
 from convolve.nn.norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from convolve.nn.parameter import Parameter
 from convolve.nn.pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from convolve.nn.sync_batchnorm import SyncBatchNorm
 
 __all__ = [
     "ELU",
@@ -51,6 +52,7 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "Softmax",
+    "SyncBatchNorm",
     "Tanh",
     "functional",
     "init",

@@ -25,11 +25,12 @@ from convolve.nn.utils import clip_grad_norm_
 from convolve.optim.lr_scheduler import ReduceLROnPlateau
 from convolve.tensor import Tensor
 from convolve.train.callbacks import EarlyStopping
-from convolve.train.checkpoint import load_checkpoint, save_checkpoint
+from convolve.train.checkpoint import save_checkpoint
 from convolve.train.guards import LossGrowthWatch, TrainingWarning, check_gradients, finite, nonfinite_loss_error
 from convolve.train.history import History
 from convolve.train.metrics import EvalResult, MetricAccumulator, topk_correct
 from convolve.train.progress import EpochProgress, progress_enabled
+from convolve.train.ranks import is_main_process, load_checkpoint_once, reduce_eval_result, sum_over_ranks, unwrap
 from convolve.train.step import check_aux_weight, step_loss
 
 Callback = Callable[["Trainer", int, dict[str, Any]], None]
@@ -87,6 +88,10 @@ class Trainer:
     `progress`: None shows the tqdm bar only on a terminal. Checkpoints: `checkpoint_dir/last.npz` after every
     epoch, `best.npz` when the monitored metric (early stopping's, else val_accuracy, else train_loss) improves,
     and `history.csv` / `history.json`.
+    Data-parallel (a `DistributedDataParallel` model, one Trainer per rank): each rank's `train_loader` yields its
+    slice of every global batch (a `DistributedSampler`, whose epoch `fit` sets), the `val_loader` its shard of the
+    validation set; metrics are summed over the ranks, and rank 0 alone shows progress, writes checkpoints (of the
+    wrapped module) and history and calls the callbacks.
     """
 
     def __init__(self, model: Any, loss_fn: Callable[[Any, Any], Any] | None, optimizer: Any, scheduler: Any = None,
@@ -170,19 +175,21 @@ class Trainer:
 
     def save_checkpoint(self, path: str | Path, train_loader: Any = None) -> Path:
         """Write model + trainer state to `path` (.npz)."""
-        return save_checkpoint(path, self.model.state_dict(), self.state_dict(train_loader))
+        return save_checkpoint(path, unwrap(self.model).state_dict(), self.state_dict(train_loader))
 
     def restore(self, path: str | Path, train_loader: Any = None) -> None:
         """Load a checkpoint written by `save_checkpoint` into the model, optimizer, scheduler and RNGs: all or
-        nothing (a checkpoint that does not fit, e.g. of another optimizer, leaves everything as it was)."""
-        model_state, state = load_checkpoint(path)
-        saved_model = {k: np.array(v.data, copy=True) for k, v in self.model.state_dict().items()}
+        nothing (a checkpoint that does not fit, e.g. of another optimizer, leaves everything as it was). Under
+        several ranks, rank 0 reads the file and sends it to every rank."""
+        model_state, state = load_checkpoint_once(path)
+        model = unwrap(self.model)
+        saved_model = {k: np.array(v.data, copy=True) for k, v in model.state_dict().items()}
         saved_trainer = copy.deepcopy(self.state_dict(train_loader))
         try:
             self.load_state_dict(state, train_loader)
-            self.model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
+            model.load_state_dict({k: Tensor(v) for k, v in model_state.items()})
         except Exception as e:
-            self.model.load_state_dict({k: Tensor(v) for k, v in saved_model.items()})
+            model.load_state_dict({k: Tensor(v) for k, v in saved_model.items()})
             self.load_state_dict(saved_trainer, train_loader)
             raise ValueError(f"cannot restore {path}: {e} (the model, optimizer and random states are "
                              f"unchanged)") from e
@@ -199,7 +206,11 @@ class Trainer:
     def train_epoch(self, loader: Iterable[Any], epoch: int, epochs: int) -> dict[str, float]:
         """One pass over `loader`; returns train loss, accuracy and images/s."""
         self.model.train()
-        bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}", progress_enabled(self.progress))
+        set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch - 1)  # a DistributedSampler's permutation of this epoch
+        bar = EpochProgress(_num_batches(loader), f"epoch {epoch}/{epochs}",
+                            progress_enabled(self.progress) and is_main_process())
         try:
             for i, (x, y) in enumerate(loader):
                 out, value = self._train_step(x, y, epoch, i + 1)
@@ -208,12 +219,14 @@ class Trainer:
             bar.close()
         if bar.count == 0:
             raise ValueError("fit: `train_loader` yielded no batches")
-        return {"train_loss": bar.loss, "train_accuracy": bar.accuracy, "images_per_second": bar.images_per_second}
+        loss_sum, correct, count = sum_over_ranks([bar.loss_sum, bar.correct, bar.count])  # all ranks' images
+        return {"train_loss": loss_sum / count, "train_accuracy": correct / count,
+                "images_per_second": count / max(bar.elapsed, 1e-9)}
 
     def _train_step(self, x: Any, y: Any, epoch: int, batch: int) -> tuple[Any, float]:
         """Forward, backward and (only when the loss and every gradient are finite) the optimizer step."""
         self.optimizer.zero_grad()
-        loss, out = step_loss(self.loss_fn, self.model(x), y, self.aux_weight, self.model)
+        loss, out = step_loss(self.loss_fn, self.model(x), y, self.aux_weight, unwrap(self.model))
         value = float(to_numpy(loss))
         if not math.isfinite(value):
             raise nonfinite_loss_error("fit", epoch, batch, x, out, value, self.model.parameters())
@@ -245,6 +258,8 @@ class Trainer:
             self.best_epoch = self.epoch
         if self.early_stopping is not None:
             self.stop_training = self.early_stopping.step(record, self.epoch)
+        if not is_main_process():
+            return
         if self.checkpoint_dir is not None:
             self._write_outputs(self.checkpoint_dir, train_loader, better)
         for cb in self.callbacks:
@@ -269,7 +284,7 @@ class Trainer:
     def _repair_outputs(self, resumed_from: Path) -> None:
         """After a resume: finish the writes a kill may have cut after the checkpoint `resumed_from` was
         committed (best.npz when that epoch set a new best, both histories), so all files agree with it."""
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not is_main_process():
             return
         if self.best_epoch is not None and self.best_epoch == self.epoch:
             copy_file(resumed_from, self.checkpoint_dir / BEST)  # best.npz at that epoch equals last.npz
@@ -284,7 +299,7 @@ class Trainer:
         """Train until `epochs` epochs are completed in total (resumed epochs count) or early stopping fires."""
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: `epochs` must be a positive int, got {epochs!r}")
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and is_main_process():  # rank 0 alone writes there
             ensure_writable_dir(self.checkpoint_dir)
             remove_stale_temps(self.checkpoint_dir)
         if resume:
@@ -301,7 +316,7 @@ class Trainer:
             record: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr}
             record.update(self.train_epoch(train_loader, self.epoch + 1, epochs))
             if val_loader is not None:
-                res = evaluate(self.model, val_loader, self.loss_fn)
+                res = reduce_eval_result(evaluate(self.model, val_loader, self.loss_fn))
                 record.update({f"val_{m}": v for m, v in res.as_dict().items() if m in self.metrics})
             record["time"] = time.perf_counter() - start
             self.epoch += 1
@@ -316,7 +331,7 @@ class Trainer:
             path = self.checkpoint_dir / LAST
         else:
             path = Path(str(resume))
-        if not path.is_file():
+        if is_main_process() and not path.is_file():  # rank 0 reads it for every rank
             raise FileNotFoundError(f"fit: cannot resume, no checkpoint at {path} (a run stopped before its first "
                                     f"epoch finished has none: start it again without resuming)")
         return path
