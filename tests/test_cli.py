@@ -18,7 +18,8 @@ from convolve.cli import main
 from convolve.data import get_dataset
 from convolve.data.images import PNG_SIGNATURE, read_image, write_png
 from convolve.train import History, load_checkpoint
-from convolve.train.recipe import load_model, prepare_image
+from convolve.train.model_files import load_model
+from convolve.train.recipe import prepare_image
 
 
 def run(capsys, *argv):

@@ -10,7 +10,7 @@ pytest.importorskip("tensorboardX", reason="the tensorboard extra is not install
 
 import convolve as cv
 from convolve.cli import main
-from convolve.train.recipe import load_model
+from convolve.train.model_files import load_model
 
 from .onnx_helpers import assert_scaled_close, session
 

@@ -33,6 +33,7 @@ DATA_PLACEHOLDER = "/path/to/mnist"
 ALLOWED_SKIPS = {  # (file, start of the block's first line) -> why it cannot run inside the suite
     ("README.md", 'pip install -e ".[test]" && python -m pytest'): "the test command itself",
     ("README.md", "python benchmarks/bench_ops.py"): "long benchmarks; tests/test_benchmarks.py runs their small cases",
+    ("README.md", "chromium --headless"): "needs Chromium; tests/test_report.py runs it where a browser is installed",
     ("docs/inception-v2-to-v3.md", "convolve summary googlenet inception_v2"): "tests/test_docs_inception.py runs "
     "it and compares its output with the page",
     ("docs/inception-v2-to-v3.md", "import convolve as cv"): "tests/test_docs_inception.py runs it and compares "

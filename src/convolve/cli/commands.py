@@ -249,5 +249,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return export(args)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """`convolve explain ...`, wired in `convolve.cli.learn`."""
+    from convolve.cli.learn import cmd_explain as explain
+
+    return explain(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`convolve report RUN --out FILE`, wired in `convolve.cli.learn`."""
+    from convolve.cli.learn import cmd_report as report
+
+    return report(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
-            "visualize": cmd_visualize, "export": cmd_export, "models": cmd_models, "datasets": cmd_datasets}
+            "visualize": cmd_visualize, "export": cmd_export, "models": cmd_models, "datasets": cmd_datasets,
+            "explain": cmd_explain, "report": cmd_report}

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 from convolve import __version__
 from convolve.cli.export import add_export_parser
+from convolve.cli.learn import add_explain_parser, add_report_parser
 from convolve.cli.visualize import CHECKPOINT_HELP, add_own_model_arguments, add_visualize_parser
 
 
@@ -149,6 +150,8 @@ def build_parser() -> Parser:
     p.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE", help="model option")
     add_visualize_parser(sub)
     add_export_parser(sub, positive_int, parse_option)
+    add_explain_parser(sub)
+    add_report_parser(sub)
     sub.add_parser("models", help="list the model zoo", description="List the models `convolve train` knows.")
     sub.add_parser("datasets", help="list the datasets", description="List the datasets `convolve train` knows.")
     return parser

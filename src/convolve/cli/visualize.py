@@ -74,7 +74,7 @@ def _image(p: argparse.ArgumentParser) -> None:
 
 def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `visualize` and its views: filters, features, receptive-field, saliency, gradcam, confusion, curves,
-    filters-demo."""
+    filters-demo, animate."""
     vis = subparsers.add_parser("visualize", help="draw filters, feature maps, saliency, curves ... as PNG files",
                                 description="Pictures of what a trained checkpoint learned and looks at (needs "
                                             "matplotlib: pip install 'convolve[viz]').")
@@ -117,7 +117,36 @@ def add_visualize_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = views.add_parser("filters-demo", help="classic image filters as convolutions, four padding modes")
     p.add_argument("--image", default=None, help="image file (default: a synthetic test picture)")
     _common(p)
+    _add_animate(views)
     return vis
+
+
+def _sizes(text: str) -> Any:
+    """'3' -> 3, '1x5x5' -> (1, 5, 5)."""
+    parts = text.strip().split("x")
+    if not all(v.isdigit() for v in parts):
+        raise argparse.ArgumentTypeError(f"must be positive integers joined by 'x' (e.g. 1x5x5), got {text!r}")
+    return int(parts[0]) if len(parts) == 1 else tuple(int(v) for v in parts)
+
+
+def _add_animate(views: Any) -> None:
+    p = views.add_parser("animate", help="an animated GIF of a convolution, pooling or their backward pass",
+                         description="Write <out>/animate-<mode>.gif: the padded input, the window moving, the "
+                                     "products and the sum for each output cell, the output filling in (Pillow).")
+    p.add_argument("--mode", choices=("conv", "max-pool", "avg-pool", "backward-input", "backward-weight"),
+                   default="conv", help="what to animate (default conv)")
+    p.add_argument("--input", type=_sizes, default=(1, 5, 5), metavar="CxHxW", help="input size (default 1x5x5)")
+    p.add_argument("--out-channels", type=_int_at_least(1), default=1, help="filters (default 1)")
+    p.add_argument("--kernel", type=_sizes, default=3, metavar="F", help="kernel size, e.g. 3 or 2x3 (default 3)")
+    p.add_argument("--stride", type=_int_at_least(1), default=1)
+    p.add_argument("--padding", default="0", help="an int, 'same' or 'valid' (default 0)")
+    p.add_argument("--padding-mode", choices=("zeros", "reflect", "replicate", "circular"), default="zeros")
+    p.add_argument("--dilation", type=_int_at_least(1), default=1)
+    p.add_argument("--groups", type=_int_at_least(1), default=1)
+    p.add_argument("--bias", action="store_true", help="add a bias to each filter")
+    p.add_argument("--seed", type=int, default=0, help="seed of the small-integer example values (default 0)")
+    p.add_argument("--fps", type=float, default=2.0, help="frames per second (default 2)")
+    p.add_argument("--out", default="viz", help="output folder (default ./viz)")
 
 
 def _say(text: str) -> None:
@@ -281,7 +310,20 @@ def _filters_demo(args: argparse.Namespace) -> Path:
     return path
 
 
-HANDLERS = {"filters": _filters, "features": _features, "receptive-field": _receptive_field,
+def _animate(args: argparse.Namespace) -> Path:
+    from convolve import viz
+
+    if not isinstance(args.input, tuple) or len(args.input) != 3:
+        raise ValueError(f"visualize animate: --input must be CxHxW, got {args.input!r}")
+    padding = args.padding if args.padding in ("same", "valid") else _sizes(args.padding)
+    path = Path(args.out) / f"animate-{args.mode}.gif"
+    viz.animate(path, args.mode, args.input, out_channels=args.out_channels, kernel_size=args.kernel,
+                stride=args.stride, padding=padding, dilation=args.dilation, groups=args.groups,
+                padding_mode=args.padding_mode, bias=args.bias, seed=args.seed, fps=args.fps)
+    return path
+
+
+HANDLERS = {"animate": _animate, "filters": _filters, "features": _features, "receptive-field": _receptive_field,
             "saliency": _attribution, "gradcam": _attribution, "confusion": _confusion, "curves": _curves,
             "filters-demo": _filters_demo}
 
@@ -290,7 +332,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     """Draw the requested view into --out and print the file written."""
     from convolve.viz._figure import require_matplotlib
 
-    require_matplotlib(f"visualize {args.view}")  # before loading anything
+    if args.view != "animate":  # animations need only Pillow
+        require_matplotlib(f"visualize {args.view}")  # before loading anything
     path = HANDLERS[args.view](args)
     _say(f"wrote {path}")
     return 0

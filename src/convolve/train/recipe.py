@@ -2,7 +2,7 @@
 
 Everything needed to rebuild the model and its input pipeline (model name and options, dataset, pixel scale,
 padding, normalization statistics, class names) is kept in a `meta` dict stored in each checkpoint, so that
-`load_model` and `prepare_image` rebuild a trained model and its input anywhere (the command line, `viz`).
+`prepare_image` rebuilds a trained model's input anywhere (the command line, `viz`).
 The `args` below are any object with the command line's attribute names (an `argparse.Namespace`).
 """
 
@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convolve import data, models, optim
 from convolve.random import Generator
-from convolve.tensor import Tensor
-from convolve.train.checkpoint import load_checkpoint
-from convolve.train.trainer import LAST
 
 DEFAULT_MODELS = {"digits": "digits_cnn", "mnist": "lenet5", "fashion-mnist": "lenet5", "cifar10": "resnet20",
                   "cifar100": "resnet20"}
@@ -168,32 +164,19 @@ def build_scheduler(args: argparse.Namespace, optimizer: Any, steps_per_epoch: i
     return sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=args.epochs * steps_per_epoch)
 
 
-def load_model(path: str) -> tuple[Any, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint file (or a run folder's last.npz); returns (model, meta)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / LAST
-    state, extra = load_checkpoint(p)
-    meta = extra.get("meta") or {}
-    if "model" not in meta:
-        raise ValueError(f"{p} has no model metadata (was it written by `convolve train`?)")
-    model = build_model(meta)
-    model.load_state_dict({k: Tensor(v) for k, v in state.items()})
-    model.eval()
-    return model, meta
-
-
 def prepare_image(image: np.ndarray, meta: dict[str, Any], where: str) -> np.ndarray:
-    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape."""
-    c, h, w = meta["image_shape"]
-    _, mh, mw = meta["input_size"]
+    """(H, W, C) in [0, 1] -> normalized (1, C, H, W) float32 at the model's input size; checks the shape when
+    the checkpoint records it (a model of your own may not)."""
     ih, iw, ic = image.shape
-    if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
-        sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
-        raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} ({meta['dataset']}), "
-                         f"got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
+    if meta["image_shape"] is not None:
+        c, h, w = meta["image_shape"]
+        _, mh, mw = meta["input_size"]
+        if ic != c or (ih, iw) not in ((h, w), (mh, mw)):
+            sizes = f"{h}x{w}" + (f" or {mh}x{mw}" if (h, w) != (mh, mw) else "")
+            raise ValueError(f"{where}: expected a {c}-channel {sizes} image for {meta['model']} "
+                             f"({meta['dataset']}), got {ic} channel{'s' if ic != 1 else ''} of {ih}x{iw}")
     x = image.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
-    if (ih, iw) != (mh, mw):
+    if meta["image_shape"] is not None and (ih, iw) != tuple(meta["input_size"][1:]):
         p = meta["pad"]
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     mean = np.asarray(meta["mean"], np.float32).reshape(1, -1, 1, 1)

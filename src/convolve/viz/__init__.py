@@ -1,5 +1,5 @@
 """Seeing inside a CNN: filters, feature maps, receptive fields, saliency, Grad-CAM, training curves, confusion
-matrices and classic image filters as pictures.
+matrices and classic image filters as pictures, and animated convolutions (`animate`, GIF via Pillow).
 
 Numbers and drawings are separate: `feature_maps`, `receptive_field`, `empirical_receptive_field`, `saliency`,
 `grad_cam`, `apply_filter` and `load_history` return NumPy arrays and need only NumPy; every `plot_*` function
@@ -8,6 +8,7 @@ PNG or SVG (by the extension) when given `path`, and returns the matplotlib Figu
 """
 
 from convolve.viz._layers import conv_layer_names
+from convolve.viz.animate import Step, Sweep, animate, sweep
 from convolve.viz.attribution import bilinear_resize, grad_cam, predict_class, saliency
 from convolve.viz.confusion import plot_confusion_matrix
 from convolve.viz.curves import load_history, plot_training_curves
@@ -34,6 +35,9 @@ __all__ = [
     "SOBEL_X",
     "SOBEL_Y",
     "FieldBox",
+    "Step",
+    "Sweep",
+    "animate",
     "apply_filter",
     "bilinear_resize",
     "box_kernel",
@@ -57,4 +61,5 @@ __all__ = [
     "receptive_field",
     "saliency",
     "sobel_magnitude",
+    "sweep",
 ]
