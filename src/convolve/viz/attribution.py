@@ -19,6 +19,7 @@ import numpy as np
 
 from convolve import nn
 from convolve.autograd import enable_grad, no_grad
+from convolve.nn.functional.upsample import _linear_matrix  # the bilinear weights F.interpolate uses
 from convolve.tensor import Tensor
 from convolve.viz._layers import (
     as_batch,
@@ -127,22 +128,11 @@ def _warn(fn: str, message: str) -> None:
     warnings.warn(f"{fn}: {message}", UserWarning, stacklevel=3)
 
 
-def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) linear-interpolation weights, PyTorch's align_corners=False sampling."""
-    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    frac = src - i0
-    m = np.zeros((n_out, n_in))
-    rows = np.arange(n_out)
-    np.add.at(m, (rows, i0), 1.0 - frac)
-    np.add.at(m, (rows, i1), frac)
-    return m
-
-
 def bilinear_resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w) -> (H, W) bilinear resize, as F.interpolate(mode='bilinear', align_corners=False) in PyTorch."""
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"bilinear_resize: `a` must be 2-D (h, w), got shape {a.shape}")
-    return _interp_matrix(a.shape[0], size[0]) @ a @ _interp_matrix(a.shape[1], size[1]).T
+    rows = _linear_matrix(a.shape[0], size[0], a.shape[0] / size[0], False)  # (out_h, h)
+    cols = _linear_matrix(a.shape[1], size[1], a.shape[1] / size[1], False)  # (out_w, w)
+    return rows @ a @ cols.T
