@@ -5,13 +5,15 @@
 
 Prints a table: median wall time, GFLOP/s (2 x MACs per forward; forward+backward counts 3x the forward's
 FLOPs: output, input gradient and weight gradient are one GEMM each), the median per-round ratio
-convolve / PyTorch (the two alternate call by call) and the median CPU time of forward+backward.
+convolve / PyTorch (they alternate call by call) and the median CPU time of forward+backward. `ref f+b` is
+convolve's "numpy" engine (the "fast" engine without its compiled Numba kernels), timed in the same rounds.
 PyTorch is the yardstick only; it is never imported by the library.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -25,10 +27,12 @@ from threadpoolctl import threadpool_limits
 import convolve as cv
 import convolve.nn.functional as F
 
+LIBS = ("cv", "ref", "torch")
+
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark: an op ('conv', 'maxpool', 'avgpool') on an input of `shape` with op arguments."""
+    """One benchmark: an op ('conv', 'maxpool', 'avgpool', 'relu', 'batchnorm') on an input of `shape`."""
 
     name: str
     op: str
@@ -55,6 +59,8 @@ class Case:
         oh, ow = self.output_hw()
         if self.op == "conv":
             return 2.0 * n * self.out_channels * oh * ow * (c // self.groups) * self.kernel**2
+        if self.op in ("relu", "batchnorm"):
+            return float(np.prod(self.shape))  # one op per element
         return float(n * c * oh * ow * self.kernel**2)
 
 
@@ -77,6 +83,11 @@ CASES = [
     Case("maxpool 2x2/2 64x32x32", "maxpool", (128, 64, 32, 32), kernel=2, stride=2),
     Case("maxpool 3x3/2 96x55x55", "maxpool", (32, 96, 55, 55), kernel=3, stride=2),
     Case("avgpool 2x2/2 64x32x32", "avgpool", (128, 64, 32, 32), kernel=2, stride=2),
+    Case("relu 64x32x32", "relu", (128, 64, 32, 32)),
+    Case("relu 16x32x32", "relu", (128, 16, 32, 32)),
+    Case("batchnorm 16x32x32", "batchnorm", (128, 16, 32, 32)),
+    Case("batchnorm 32x16x16", "batchnorm", (128, 32, 16, 16)),
+    Case("batchnorm 64x8x8", "batchnorm", (128, 64, 8, 8)),
 ]
 
 
@@ -86,6 +97,12 @@ def _ops(case: Case, lib: str) -> Callable:
         conv = F.conv2d if lib == "cv" else TF.conv2d
         return lambda x, w: conv(x, w, stride=case.stride, padding=case.padding, dilation=case.dilation,
                                  groups=case.groups)
+    if case.op == "relu":
+        relu = F.relu if lib == "cv" else TF.relu
+        return lambda x, w: relu(x)
+    if case.op == "batchnorm":  # training mode, affine: w holds (weight, bias)
+        bn = F.batch_norm if lib == "cv" else TF.batch_norm
+        return lambda x, w: bn(x, None, None, w[0], w[1], training=True)
     pool = {("maxpool", "cv"): F.max_pool2d, ("maxpool", "torch"): TF.max_pool2d,
             ("avgpool", "cv"): F.avg_pool2d, ("avgpool", "torch"): TF.avg_pool2d}[(case.op, lib)]
     return lambda x, w: pool(x, case.kernel, case.stride)
@@ -99,26 +116,32 @@ def _clock(fn: Callable[[], object]) -> tuple[float, float]:
 
 
 def _inputs(case: Case, lib: str, rng: np.random.Generator) -> tuple[Callable[[], object], Callable[[], None]]:
-    """The (forward, forward+backward) closures of `case` in library `lib` ('cv' or 'torch'), float32."""
+    """The (forward, forward+backward) closures of `case` in `lib`, float32: 'cv' (convolve's "fast" engine,
+    with its compiled kernels), 'ref' (its "numpy" engine: no compiled kernels) or 'torch'."""
     x_np = rng.standard_normal(case.shape).astype(np.float32)
     w_np = (rng.standard_normal(case.weight_shape()) * 0.1).astype(np.float32) if case.op == "conv" else None
-    op = _ops(case, lib)
-    make = (lambda a, g: cv.tensor(a, requires_grad=g)) if lib == "cv" else (
-        lambda a, g: torch.tensor(a, requires_grad=g))
-    no_grad = cv.no_grad if lib == "cv" else torch.no_grad
+    op = _ops(case, "torch" if lib == "torch" else "cv")
+    make = (lambda a, g: torch.tensor(a, requires_grad=g)) if lib == "torch" else (
+        lambda a, g: cv.tensor(a, requires_grad=g))
+    no_grad = torch.no_grad if lib == "torch" else cv.no_grad
     x, xg = make(x_np, False), make(x_np, True)
-    w = None if w_np is None else make(w_np, True)
+    w: object = None if w_np is None else make(w_np, True)
+    if case.op == "batchnorm":
+        c = case.shape[1]
+        w = (make(np.ones(c, np.float32), True), make(np.zeros(c, np.float32), True))
+    engine = (lambda: cv.use_engine("fast" if lib == "cv" else "numpy")) if lib != "torch" else contextlib.nullcontext
 
     def forward() -> object:
-        with no_grad():
+        with no_grad(), engine():
             return op(x, w)
 
     out_shape = tuple(forward().shape)  # type: ignore[attr-defined]
     grad_np = rng.standard_normal(out_shape).astype(np.float32)
-    g = cv.tensor(grad_np) if lib == "cv" else torch.tensor(grad_np)
+    g = torch.tensor(grad_np) if lib == "torch" else cv.tensor(grad_np)
 
     def train() -> None:
-        op(xg, w).backward(g)
+        with engine():
+            op(xg, w).backward(g)
 
     return forward, train
 
@@ -130,21 +153,22 @@ def time_case(case: Case, repeat: int) -> dict[str, float]:
     machine hits both; the ratio reported is the median of the per-round ratios.
     """
     rng = np.random.default_rng(0)
-    fns = {lib: _inputs(case, lib, rng) for lib in ("cv", "torch")}
+    fns = {lib: _inputs(case, lib, rng) for lib in LIBS}
     samples: dict[str, list[float]] = {}
-    for lib in ("cv", "torch"):  # warm-up: allocations, BLAS/OpenMP thread start
+    for lib in LIBS:  # warm-up: allocations, BLAS/OpenMP thread start, loading the Numba kernels
         fns[lib][0]()
         fns[lib][1]()
     for _ in range(repeat):
         for kind, idx in (("fwd", 0), ("fwdbwd", 1)):
-            for lib in ("cv", "torch"):
+            for lib in LIBS:
                 wall, cpu = _clock(fns[lib][idx])
                 samples.setdefault(f"{lib}_{kind}", []).append(wall)
                 samples.setdefault(f"{lib}_{kind}_cpu", []).append(cpu)
     results = {k: statistics.median(v) for k, v in samples.items()}
     for kind in ("fwd", "fwdbwd"):
-        ratios = [a / b for a, b in zip(samples[f"cv_{kind}"], samples[f"torch_{kind}"])]
-        results[f"ratio_{kind}"] = statistics.median(ratios)
+        for lib in ("cv", "ref"):
+            ratios = [a / b for a, b in zip(samples[f"{lib}_{kind}"], samples[f"torch_{kind}"])]
+            results[f"{'' if lib == 'cv' else 'ref_'}ratio_{kind}"] = statistics.median(ratios)
     return results
 
 
@@ -155,7 +179,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only cases whose name contains this text")
     args = parser.parse_args()
     header = (f"{'case':28s} {'thr':>3s} {'fwd ms':>7s} {'torch':>7s} {'ratio':>5s} {'GF/s':>5s} "
-              f"{'f+b ms':>7s} {'torch':>7s} {'ratio':>5s} {'GF/s':>5s} {'cpu ms':>7s} {'torch':>7s}")
+              f"{'f+b ms':>7s} {'torch':>7s} {'ratio':>5s} {'GF/s':>5s} {'cpu ms':>7s} {'torch':>7s} "
+              f"{'ref f+b':>7s} {'ratio':>5s}")
     print(header)
     print("-" * len(header))
     for threads in args.threads:
@@ -171,7 +196,8 @@ def main() -> None:
                       f"{r['ratio_fwd']:5.2f} {flops / r['cv_fwd'] / 1e9:5.1f} "
                       f"{r['cv_fwdbwd'] * 1e3:7.2f} {r['torch_fwdbwd'] * 1e3:7.2f} "
                       f"{r['ratio_fwdbwd']:5.2f} {fb_flops / r['cv_fwdbwd'] / 1e9:5.1f} "
-                      f"{r['cv_fwdbwd_cpu'] * 1e3:7.2f} {r['torch_fwdbwd_cpu'] * 1e3:7.2f}", flush=True)
+                      f"{r['cv_fwdbwd_cpu'] * 1e3:7.2f} {r['torch_fwdbwd_cpu'] * 1e3:7.2f} "
+                      f"{r['ref_fwdbwd'] * 1e3:7.2f} {r['ref_ratio_fwdbwd']:5.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
-"""Where a convolve training step spends its time: cProfile self time grouped by source file.
+"""Where a convolve training step spends its time: cProfile self time grouped by source file, and how much of
+the step runs on the calling thread alone (the serial part that more cores cannot shorten).
 
     python benchmarks/profile_step.py resnet20 [--threads 1] [--steps 3]
+    python benchmarks/profile_step.py resnet20 --serial --threads 2
 
 A step is forward, cross-entropy, backward and SGD-momentum on a fixed random batch of 128 (as bench_train.py).
 NumPy's C functions (GEMMs, copies, ufuncs) count as self time of the Python function that calls them, so the
 file of an op's forward/backward collects that op's NumPy work.
+
+`--serial` (no profiler) measures CPU time per thread: the calling thread does the serial work plus its share of
+every chunked op, the other threads only chunks; with T threads sharing chunks evenly, the serial CPU time is
+main - other / (T - 1), and Amdahl's law projects the step time on more cores from it. Chunks with disjoint
+outputs go to whichever thread is free, so the calling thread may take fewer of them: the estimate is then a
+lower bound (clamped at 0), and the projection an upper bound.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import argparse
 import collections
 import cProfile
 import pstats
+import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -38,6 +48,7 @@ def main() -> None:
     parser.add_argument("network", choices=sorted(SHAPES))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--serial", action="store_true", help="CPU time per thread instead of a profile")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = cv.tensor(rng.standard_normal((128, *SHAPES[args.network])).astype(np.float32))
@@ -50,6 +61,12 @@ def main() -> None:
         cv.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
 
+    cv.set_num_threads(args.threads)
+    if args.serial:
+        with threadpool_limits(limits=args.threads):
+            step()  # warm-up
+            report_serial(args.network, args.threads, args.steps, step)
+        return
     with threadpool_limits(limits=args.threads):
         step()  # warm-up
         profile, c0 = cProfile.Profile(), time.process_time()
@@ -65,6 +82,27 @@ def main() -> None:
     print(f"{args.network}: CPU {cpu * 1e3:.0f} ms per step (profiled, {args.threads} thread(s)); self time by file:")
     for name, seconds in totals.most_common(12):
         print(f"  {name:48s} {seconds / args.steps * 1e3:8.1f} ms/step {100 * seconds / grand:5.1f}%")
+
+
+def report_serial(network: str, threads: int, steps: int, step: Callable[[], None]) -> None:
+    """Median CPU time per step of the calling thread and of the others; the serial part; Amdahl's projection."""
+    main_cpu, all_cpu, wall = [], [], []
+    for _ in range(steps):
+        t0, c0, w0 = time.thread_time(), time.process_time(), time.perf_counter()
+        step()
+        main_cpu.append(time.thread_time() - t0)
+        all_cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    main, total = statistics.median(main_cpu), statistics.median(all_cpu)
+    other = total - main
+    serial = max(0.0, main - other / (threads - 1)) if threads > 1 else total
+    parallel = total - serial
+    print(f"{network}: {threads} thread(s), wall {statistics.median(wall) * 1e3:.0f} ms, CPU {total * 1e3:.0f} ms "
+          f"(calling thread {main * 1e3:.0f}, others {other * 1e3:.0f}); serial {serial * 1e3:.0f} ms = "
+          f"{100 * serial / total:.0f}% of the CPU time")
+    for cores in (2, 4, 8):
+        print(f"  Amdahl at {cores} cores: {(serial + parallel / cores) * 1e3:.0f} ms CPU-equivalent per step, "
+              f"speedup {total / (serial + parallel / cores):.2f}x over one core")
 
 
 if __name__ == "__main__":

@@ -31,21 +31,27 @@ def test_bench_ops_counts_alexnet_conv1_flops(scripts):
     assert case.forward_flops() == 2 * 32 * 96 * 55 * 55 * (3 * 11 * 11)
 
 
-@pytest.mark.parametrize("op", ["conv", "maxpool", "avgpool"])
+@pytest.mark.parametrize("op", ["conv", "maxpool", "avgpool", "relu", "batchnorm"])
 def test_bench_ops_times_a_tiny_case(scripts, op):
     case = scripts["bench_ops"].Case(f"tiny {op}", op, (2, 4, 8, 8), 4 if op == "conv" else 0, 3, 1, 1,
                                      groups=2 if op == "conv" else 1)
     result = scripts["bench_ops"].time_case(case, repeat=1)
-    for key in ("cv_fwd", "torch_fwd", "cv_fwdbwd", "torch_fwdbwd", "ratio_fwd", "ratio_fwdbwd"):
+    for key in ("cv_fwd", "torch_fwd", "cv_fwdbwd", "torch_fwdbwd", "ratio_fwd", "ratio_fwdbwd", "ref_fwdbwd",
+                "ref_ratio_fwdbwd"):
         assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
 
 
 @pytest.mark.parametrize("network", ["lenet5", "vgg_small", "resnet20"])
-def test_bench_train_twins_load_into_the_zoo_models(scripts, network):
+def test_bench_train_twins_load_into_the_zoo_models(scripts, network, tmp_path):
     # the convolve worker loads the PyTorch twin's state_dict into get_model(network): any layer difference fails
-    for framework in ("cv", "torch"):
-        result = scripts["bench_train"].run_worker(framework, network, steps=1, threads=1, batch=2)
-        assert result["median_s"] > 0 and result["rss_mb"] > 0
+    bench = scripts["bench_train"]
+    for framework in ("cv", "torch", "torch_cl"):
+        result = bench.run_worker(framework, network, steps=1, threads=1, batch=2)
+        assert result["median_s"] > 0 and result["rss_mb"] > 0 and result["first_s"] > 0
+    bench.twin_weights(network, str(tmp_path / "twin.npz"))  # what the parent hands a convolve worker
+    result = bench.run_worker("cv", network, steps=1, threads=1, batch=2, engine="numpy",
+                              weights=str(tmp_path / "twin.npz"))
+    assert result["median_s"] > 0
 
 
 def test_gemm_floor_layers_and_products_run(scripts):
@@ -53,3 +59,14 @@ def test_gemm_floor_layers_and_products_run(scripts):
     assert {layer.name: layer.out_hw for layer in floor.LAYERS}["lenet c3 6x14x14->16 5x5"] == 10
     assert {layer.name: layer.out_hw for layer in floor.LAYERS}["resnet20 16x32x32->32 /2"] == 16
     floor._gemms("numpy", floor.Layer("tiny", 4, 8, 4))()
+
+
+def test_profile_step_reports_the_serial_part(capsys):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        profile_step = importlib.import_module("profile_step")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    profile_step.report_serial("tiny", 2, 1, lambda: sum(range(1000)))
+    out = capsys.readouterr().out
+    assert "serial" in out and "Amdahl at 8 cores" in out

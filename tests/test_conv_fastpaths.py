@@ -194,6 +194,31 @@ def test_set_num_threads_rejects_bad_values():
         cv.set_num_threads(True)
 
 
+def test_small_gemms_outside_the_chunks_run_on_one_blas_thread():
+    """Linear layers' GEMMs below BLAS_THREADING_MIN_MACS hold OpenBLAS to one thread (and restore it)."""
+    from threadpoolctl import threadpool_limits
+
+    if workspace._BLAS is None:
+        pytest.skip("OpenBLAS not found: nothing to hold")
+    with threadpool_limits(limits=2):
+        with workspace.blas_threads_for(workspace.BLAS_THREADING_MIN_MACS - 1):
+            assert workspace.blas_threads() == 1
+        assert workspace.blas_threads() == 2
+        with workspace.blas_threads_for(workspace.BLAS_THREADING_MIN_MACS):
+            assert workspace.blas_threads() == min(2, workspace.get_num_threads())
+        assert workspace.blas_threads() == 2
+
+
+def test_first_come_chunks_each_run_once(monkeypatch):
+    monkeypatch.setattr(workspace, "_override", 2)
+    seen: list[int] = []
+    chunks = [slice(i, i + 1) for i in range(40)]
+    spaces = workspace.run_chunks(lambda c, ws: (seen.append(c.start), ws.append(c.start)), chunks, list,
+                                 first_come=True)
+    assert sorted(seen) == list(range(40))
+    assert sorted(x for ws in spaces for x in ws) == list(range(40))  # each chunk used one thread's workspace
+
+
 def test_threaded_weight_gradients_are_bit_reproducible(monkeypatch):
     """Chunks go to threads statically, so per-thread partial sums of dW are always added alike."""
     monkeypatch.setattr(workspace, "COLS_BUDGET_BYTES", 1)

@@ -108,7 +108,7 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
             y += bias[:, None]
         out[chunk] = geo.crop(y)
 
-    run_chunks(task, chunks, make)
+    run_chunks(task, chunks, make, first_come=True)  # disjoint outputs: any thread may take a chunk
 
 
 def depthwise_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,

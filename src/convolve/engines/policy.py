@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["FAST_KERNELS", "EnginePolicy", "get_engine", "policy", "use_engine"]
+__all__ = ["COMPILED_KERNELS", "FAST_KERNELS", "NUMPY_KERNELS", "EnginePolicy", "get_engine", "policy", "use_engine"]
 
 
 class EnginePolicy:
@@ -92,19 +92,32 @@ def _resolve(kernel: str | type) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-# The tuned NumPy engine, in selection order: the depthwise, few-channel/1x1 and Winograd kernels take the
+# The tuned NumPy kernels, in selection order: the depthwise, few-channel/1x1 and Winograd kernels take the
 # layers they were measured faster on, the channels-last GEMM every other convolution (benchmarks/RESULTS.md).
-FAST_KERNELS: tuple[str, ...] = (
+NUMPY_KERNELS: tuple[str, ...] = (
     "convolve.engines.depthwise:DepthwiseConv2d",
     "convolve.engines.small_nchw:SmallConv2d",
     "convolve.engines.winograd:WinogradConv2d",
     "convolve.engines.gemm_nhwc:GemmConv2d",
     "convolve.engines.batchnorm:ChunkedBatchNorm",
+    "convolve.engines.linear:ThreadAwareLinear",
 )
+
+# The compiled (Numba) kernels come first: each takes only large float arrays, when Numba is installed
+# (`engines/compiled/`); every other call falls through to the NumPy kernels, then to the reference.
+COMPILED_KERNELS: tuple[str, ...] = (
+    "convolve.engines.compiled.kernels:CompiledReLU",
+    "convolve.engines.compiled.kernels:CompiledTanh",
+    "convolve.engines.compiled.kernels:CompiledBatchNorm",
+    "convolve.engines.compiled.kernels:CompiledMaxPool2d",
+    "convolve.engines.compiled.kernels:CompiledAvgPool2d",
+)
+FAST_KERNELS: tuple[str, ...] = COMPILED_KERNELS + NUMPY_KERNELS
 
 policy = EnginePolicy(default="fast")
 policy.register("reference", ())
 policy.register("fast", FAST_KERNELS)
+policy.register("numpy", NUMPY_KERNELS)  # "fast" without the compiled loops (also inside the conv kernels)
 
 
 def use_engine(name: str) -> Any:
@@ -113,5 +126,6 @@ def use_engine(name: str) -> Any:
 
 
 def get_engine() -> str:
-    """The name of the engine active in this thread: "fast" (default) or "reference", or a registered one."""
+    """The name of the engine active in this thread: "fast" (default), "numpy" (no compiled loops), "reference",
+    or one registered later."""
     return policy.get()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convolve.engines import compiled
 from convolve.engines.kernel import NCHWConv2d
 from convolve.engines.workspace import Workspace, batch_chunks, run_chunks
 from convolve.nn.functional.geometry import Pads, Pair, padded_output_size
@@ -73,7 +74,7 @@ def small_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, st
         if bias is not None:
             y += bias[:, None]
 
-    run_chunks(task, chunks, make)
+    run_chunks(task, chunks, make, first_come=True)  # disjoint outputs: any thread may take a chunk
 
 
 def small_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair, pads: Pads,
@@ -87,6 +88,7 @@ def small_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: 
     h, w = x.shape[2:]
 
     direct_dx = kh == kw == sh == sw == 1 and not any(map(any, pads))  # 1x1: dX = W^T @ dY, no col2im
+    col2im_loop = compiled.col2im_loop("nchw", dx)
 
     def task(chunk: slice, ws: Workspace) -> None:
         m = chunk.stop - chunk.start
@@ -103,10 +105,13 @@ def small_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: 
         dcols6 = dcols.reshape(m, c, kh, kw, oh, ow)
         xp = ws.xp[:m]
         xp.fill(0)
-        for i in range(kh):  # col2im: loop over kernel offsets only
-            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-            for j in range(kw):
-                xp[:, :, rows, j * dw:j * dw + sw * (ow - 1) + 1:sw] += dcols6[:, :, i, j]  # (m, C, oh, ow)
+        if col2im_loop is not None:  # the same sums, compiled (4-6x faster than the strided adds)
+            col2im_loop(dcols6, xp, sh, sw, dh, dw)
+        else:
+            for i in range(kh):  # col2im: loop over kernel offsets only
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                for j in range(kw):
+                    xp[:, :, rows, j * dw:j * dw + sw * (ow - 1) + 1:sw] += dcols6[:, :, i, j]  # (m, C, oh, ow)
         dx[chunk] = xp[:, :, top:top + h, left:left + w]
         xp.fill(0)  # `_padded` relies on zero borders
 

@@ -145,7 +145,7 @@ def winograd_conv(x: np.ndarray, u: np.ndarray, pads: Pads, out: np.ndarray, bia
             y += bias
         _store(y, out[chunk])
 
-    run_chunks(task, chunks, lambda: _Workspace(step, th, tw, c, k, x.dtype))
+    run_chunks(task, chunks, lambda: _Workspace(step, th, tw, c, k, x.dtype), first_come=True)  # disjoint outputs
 
 
 def _grad_transform(gp: np.ndarray, rows: np.ndarray, gt: np.ndarray) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from convolve._validate import check_float
 from convolve.autograd import Context, Function, is_grad_enabled
+from convolve.engines.policy import policy
 from convolve.tensor import Tensor
 
 __all__ = [
@@ -96,7 +97,7 @@ def _apply_maybe_inplace(fn: type[Function], input: Tensor, name: str, inplace: 
     check_float(input, "input", name)
     if inplace and input.requires_grad and input.is_leaf and is_grad_enabled():
         raise RuntimeError(f"{name}: `inplace=True` on a leaf tensor that requires grad is not allowed")
-    return fn.apply(input, inplace=inplace, **kwargs)
+    return policy.apply(fn, input, inplace=inplace, **kwargs)  # the active engine may take the call
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -172,7 +173,7 @@ def sigmoid(input: Tensor) -> Tensor:
 
 def tanh(input: Tensor) -> Tensor:
     """Hyperbolic tangent; derivative 1 - tanh^2."""
-    return TanhFunction.apply(check_float(input, "input", "tanh"))
+    return policy.apply(TanhFunction, check_float(input, "input", "tanh"))
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:

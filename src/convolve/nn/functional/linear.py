@@ -8,6 +8,7 @@ import numpy as np
 
 from convolve._validate import check_float
 from convolve.autograd import Context, Function
+from convolve.engines.policy import policy
 from convolve.tensor import Tensor
 
 __all__ = ["linear"]
@@ -56,4 +57,4 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             raise ValueError(f"{fn}: `bias` must have shape ({out_features},), got {tuple(bias.shape)}")
         if bias.dtype != weight.dtype:
             raise TypeError(f"{fn}: `bias` dtype {bias.dtype} must equal `weight` dtype {weight.dtype}")
-    return LinearFunction.apply(input, weight, bias)
+    return policy.apply(LinearFunction, input, weight, bias)  # the active engine may take the call

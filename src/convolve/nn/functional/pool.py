@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from convolve.autograd import Context, Function
+from convolve.engines.policy import policy
 from convolve.nn.functional._pool_windows import (
     avg_divisor,
     bin_matrix,
@@ -281,8 +282,8 @@ def _max_pool(fn: str, dims: int, input: Tensor, kernel_size: Any, stride: Any, 
     kernel, strides, pads, dilations = window_args(fn, dims, kernel_size, stride, padding, dilation)
     out = pooled_size(fn, input, kernel, strides, pads, dilations, ceil_mode)
     sink: list[np.ndarray] | None = [] if return_indices else None
-    y = MaxPool2dFunction.apply(_as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
-                                padding=_pair(pads, 0), dilation=_pair(dilations, 1), out=_pair(out, 1), indices=sink)
+    y = policy.apply(MaxPool2dFunction, _as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
+                     padding=_pair(pads, 0), dilation=_pair(dilations, 1), out=_pair(out, 1), indices=sink)
     y = _from_2d(y, dims)
     if sink is None:
         return y
@@ -311,9 +312,9 @@ def _avg_pool(fn: str, dims: int, input: Tensor, kernel_size: Any, stride: Any, 
     kernel, strides, pads, ones = window_args(fn, dims, kernel_size, stride, padding, 1)
     check_divisor_override(fn, divisor_override)
     out = pooled_size(fn, input, kernel, strides, pads, ones, ceil_mode)
-    y = AvgPool2dFunction.apply(_as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
-                                padding=_pair(pads, 0), out=_pair(out, 1), count_include_pad=bool(count_include_pad),
-                                divisor_override=None if divisor_override is None else int(divisor_override))
+    y = policy.apply(AvgPool2dFunction, _as_2d(input, dims), kernel=_pair(kernel, 1), stride=_pair(strides, 1),
+                     padding=_pair(pads, 0), out=_pair(out, 1), count_include_pad=bool(count_include_pad),
+                     divisor_override=None if divisor_override is None else int(divisor_override))
     return _from_2d(y, dims)
 
 
