@@ -6,8 +6,9 @@
 For each layer it times, in one process, alternating the variants within each repeat (min over repeats, wall
 time, single-threaded: `threadpool_limits(1)` and `convolve.set_num_threads(1)`):
   * fwd: the forward pass; dx: the input gradient only; dw: the weight gradient only (bias gradient excluded);
-  * gemm: `GemmConv2d` (what the "fast" engine runs on these layers today), direct: `DirectConv2d`,
-    both through their Function's forward/backward with a Context, so the same code as training;
+  * gemm: `GemmConv2d`; fast: the kernel the "fast" engine picks for the layer without DirectConv2d (named in
+    the last column: GemmConv2d, or SmallConv2d for the 1x1 and few-channel layers); direct: `DirectConv2d`;
+    all through their Function's forward/backward with a Context, so the same code as training;
   * torch: `torch.nn.functional.conv2d` forward and `torch.ops.aten.convolution_backward` with one output mask
     per pass, NCHW and channels_last.
 GFLOP/s counts 2*N*K*C*kh*kw*oh*ow per pass. The direct kernel's first-call time (Numba compile, or loading its
@@ -29,7 +30,9 @@ import convolve as cv
 from convolve.autograd import Context
 from convolve.engines.direct_conv import DirectConv2d
 from convolve.engines.gemm_nhwc import GemmConv2d
+from convolve.engines.policy import policy
 from convolve.nn.functional import conv_output_size
+from convolve.nn.functional.conv import Conv2dFunction
 
 BATCH = 128
 
@@ -62,13 +65,18 @@ LAYERS = [
     Layer("1x1 16x32x32->32 /2", 16, 32, 32, kernel=1, stride=2, padding=0),
     Layer("1x1 32x16x16->64 /2", 32, 16, 64, kernel=1, stride=2, padding=0),
     Layer("lenet c3 6x14x14->16 5x5", 6, 14, 16, kernel=5, padding=0),
+    Layer("vgg 64x32x32->64", 64, 32, 64),  # bounds of `prefers`: more channels, larger images
+    Layer("vgg 128x16x16->128", 128, 16, 128),
 ]
+
+
+def _geometry(layer: Layer) -> dict[str, object]:
+    return {"stride": (layer.stride,) * 2, "padding": ((layer.padding,) * 2,) * 2, "dilation": (1, 1), "groups": 1}
 
 
 def _convolve_passes(kernel: type, layer: Layer, x: np.ndarray, w: np.ndarray,
                      g: np.ndarray) -> dict[str, Callable[[], object]]:
-    geometry = {"stride": (layer.stride,) * 2, "padding": ((layer.padding,) * 2,) * 2, "dilation": (1, 1),
-                "groups": 1}
+    geometry = _geometry(layer)
 
     def fwd() -> Context:
         ctx = Context()
@@ -115,9 +123,10 @@ def main() -> None:
     _convolve_passes(DirectConv2d, probe, *(rng.standard_normal(s, dtype=np.float32) for s in
                                             ((1, 2, 5, 5), (3, 2, 3, 3), (1, 3, 5, 5))))
     print(f"{time.perf_counter() - t0:.2f} s\n")
-    names = ["gemm", "direct", "torch", "torch_cl"]
-    print(f"{'layer (batch 128, 1 thread)':28s} {'pass':4s} " + " ".join(f"{n + ' ms':>10s} {'GF/s':>5s}" for n in names)
-          + f" {'gemm/direct':>11s}")
+    names = ["gemm", "fast", "direct", "torch", "torch_cl"]
+    header = " ".join(f"{n + ' ms':>10s} {'GF/s':>5s}" for n in names)
+    print(f"{'layer (batch 128, 1 thread)':28s} {'pass':4s} {header} {'gemm/direct':>11s} {'fast/direct':>11s}"
+          "  fast kernel")
     with threadpool_limits(limits=1):
         for layer in LAYERS:
             if args.only not in layer.name:
@@ -125,7 +134,10 @@ def main() -> None:
             x = rng.standard_normal((BATCH, layer.c, layer.h, layer.h), dtype=np.float32)
             w = rng.standard_normal((layer.k, layer.c, layer.kernel, layer.kernel), dtype=np.float32)
             g = rng.standard_normal((BATCH, layer.k, layer.out_hw, layer.out_hw), dtype=np.float32)
+            with cv.use_engine("fast"):
+                fast = policy.select(Conv2dFunction, x, w, None, **_geometry(layer))
             variants = {"gemm": _convolve_passes(GemmConv2d, layer, x, w, g),
+                        "fast": _convolve_passes(fast, layer, x, w, g),
                         "direct": _convolve_passes(DirectConv2d, layer, x, w, g),
                         "torch": _torch_passes(layer, x, w, g, False), "torch_cl": _torch_passes(layer, x, w, g, True)}
             for pass_ in ("fwd", "dx", "dw"):
@@ -138,7 +150,8 @@ def main() -> None:
                         variants[name][pass_]()
                         best[name] = min(best[name], time.perf_counter() - t0)
                 cells = " ".join(f"{best[n] * 1e3:10.2f} {layer.flops / best[n] / 1e9:5.0f}" for n in names)
-                print(f"{layer.name:28s} {pass_:4s} {cells} {best['gemm'] / best['direct']:11.2f}", flush=True)
+                print(f"{layer.name:28s} {pass_:4s} {cells} {best['gemm'] / best['direct']:11.2f} "
+                      f"{best['fast'] / best['direct']:11.2f}  {fast.__name__}", flush=True)
 
 
 if __name__ == "__main__":

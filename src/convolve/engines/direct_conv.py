@@ -1,22 +1,26 @@
 """The direct-convolution engine: Numba-compiled loop nests, no im2col, NCHW in and out.
 
-Forward: for each image, the input is zero-padded into a per-thread (C, Hp, Wp) buffer (NCHW stays NCHW: no
-channels-last transpose, no column matrix), then every block of `P` output pixels x 16 output channels is
-accumulated in registers over (i, j, c): each step loads 16 filter values (w laid out (kh, kw, C, K), K
-contiguous: two AVX2 vectors) and broadcasts one input value per pixel, 2*P vector FMAs. The block is written to
-the NCHW output at the end. Output channels are padded to a multiple of 16 in the filter layout (zero filters,
-never stored).
+Forward, per image of a batch chunk: the NCHW image is copied into a zero-bordered channels-last (Hp, Wp, C)
+buffer (in cache; this replaces the GEMM engine's whole-batch `pad_into` and its im2col copy), then every block
+of P = 4 output pixels x KB = 16 output channels is accumulated in registers: for each kernel row i, one loop over
+the kw*C contiguous (j, c) pairs loads 16 filter values (w laid out (kh, kw, C, Kp): two AVX2 vectors) and
+broadcasts one input value per pixel, 2*P = 8 vector FMAs per step. Each block is stored into a channels-last
+output image buffer, transposed into the NCHW output (+ bias) at the end of the image. Output channels are padded
+to a multiple of 16 in the filter layout (zero filters, never stored).
 
 Backward: the stride-1 input gradient is the same kernel on dY with the spatially flipped, in/out-swapped filters
-(full padding kh-1-top, ...); other strides use the GEMM engine's col2im. The weight gradient is accumulated per
-image as blocks of `P` input channels x 16 output channels over the output pixels (dY transposed to (oh*ow, K) per
-image), summed per thread, threads added in a fixed order (bit-reproducible for a given thread count).
+(padding kh-1-top, ...); other strides use the GEMM engine's col2im. The weight gradient is accumulated per image
+and per tile of output rows as blocks of P = 4 input channels x 16 output channels (x channels-last, dY transposed
+to (oh*ow, Kp) per image), summed per thread, the threads' sums added in a fixed order (bit-reproducible for a
+given thread count).
 
 The register blocks are written out as scalar accumulators (`_source` generates the loop nests): LLVM's SLP
-vectorizer packs them into vector registers. Numba runs SLP only when `numba.core.config.SLP_VECTORIZE` is set,
-so the kernels are compiled explicitly, under Numba's compiler lock, with it set for that compilation only;
-`cache=True` keeps the machine code across processes. Numba is imported on the first call of this kernel only,
-never at `import convolve`; without Numba `supports()` is False.
+vectorizer packs them into vector registers (a loop nest over a small accumulator array stays in memory: 3-4
+GFLOP/s measured). Numba runs SLP only when `numba.core.config.SLP_VECTORIZE` is set, so the kernels are compiled
+explicitly, under Numba's compiler lock, with the flag set for that compilation only; `cache=True` keeps the
+machine code across processes (first call: ~25 s per dtype to compile, ~1 s from the cache). `fastmath` is
+`contract` only (FMAs): no reassociation, NaN/inf handled as IEEE. Numba is imported on the first call of this
+kernel only, never at `import convolve`; without Numba `supports()` is False.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ import numpy as np
 
 from convolve.engines.kernel import NCHWConv2d
 from convolve.engines.workspace import run_chunks
-from convolve.nn.functional.geometry import Pads, Pair, padded_output_size
+from convolve.nn.functional.geometry import Pads, Pair
 
 __all__ = ["DirectConv2d", "direct_backward", "direct_forward"]
 
 KB = 16  # output channels per register block (two 8-float AVX2 vectors)
 P_FWD = 4  # output pixels per forward block (2*P accumulators + 2 filter vectors + 1 broadcast <= 16 registers)
 P_DW = 4  # input channels per weight-gradient block
+DW_TILE_PIXELS = 64  # output pixels per weight-gradient tile (measured: 64 > 128 > whole image on VGG 64x32x32)
 CHUNKS = 16  # batch chunks per call (threads take chunks t, t + T, ...)
 
 _lock = threading.Lock()
@@ -45,30 +50,25 @@ _ready: set[str] = set()  # dtypes compiled in this process
 
 
 # ----- generated loop nests ----------------------------------------------------------------------------------
-def _fwd_block(p_n: int, stride: int, ind: str) -> list[str]:
-    """One P x KB output block at (k0, oy, ox0): accumulate over (i, j, c), then store (+ bias) into `out`.
+def _fwd_block(p_n: int, ind: str) -> list[str]:
+    """One P x KB output block at (k0, oy, ox0): accumulate over (i, j, c), store it into the NHWC image `y`.
 
-    With a literal `stride` (1, 2) the P input loads are constant offsets from one index; 0 means "runtime s".
+    For a kernel row i the (j, c) pairs are contiguous in the channels-last `xp` and in `w` (kh, kw, C, Kp): one
+    loop of kw*C steps, the P pixels' loads at fixed offsets o_p = p*s*C from one index.
     """
     lines = [f"a{p}_{k} = zero" for p in range(p_n) for k in range(KB)]
     lines += ["for i in range(kh):",
-              "    for j in range(kw):",
-              "        xb = u((oy * s + i) * Wp + ox0 * s + j)",
-              "        wb = u((i * kw + j) * C * Kp + k0)",
-              "        for c in range(C):"]
-    lines += [f"            w{k} = w[wb + u({k})]" for k in range(KB)]
-    lines += [f"            x{p} = xp[xb + u({p * stride})]" if stride else f"            x{p} = xp[xb + u({p}) * us]"
-              for p in range(p_n)]
-    lines += [f"            a{p}_{k} += x{p} * w{k}" for p in range(p_n) for k in range(KB)]
-    lines += ["            xb += hw",
-              "            wb += ukp"]
-    lines += [f"tmp[{p * KB + k}] = a{p}_{k}" for p in range(p_n) for k in range(KB)]
-    lines += [f"for p in range({p_n}):",
-              f"    for k in range(min({KB}, K - k0)):",
-              f"        v = tmp[p * {KB} + k]",
-              "        if has_bias:",
-              "            v += bias[k0 + k]",
-              "        out[((k0 + k) * oh + oy) * ow + ox0 + p] = v"]
+              "    xb = u(((oy * s + i) * Wp + ox0 * s) * C)",
+              "    wb = u(i * kw * C * Kp + k0)",
+              "    for t in range(kw * C):"]
+    lines += [f"        w{k} = w[wb + u({k})]" for k in range(KB)]
+    lines += [f"        x{p} = xp[xb + o{p}]" for p in range(p_n)]
+    lines += [f"        a{p}_{k} += x{p} * w{k}" for p in range(p_n) for k in range(KB)]
+    lines += ["        xb += one",
+              "        wb += ukp"]
+    lines += ["yb = u((oy * ow + ox0) * Kp + k0)"]
+    lines += [f"y[yb + u({p * KB + k})] = a{p}_{k}" if p == 0 else f"y[yb + u({p}) * ukp + u({k})] = a{p}_{k}"
+              for p in range(p_n) for k in range(KB)]
     return [ind + line for line in lines]
 
 
@@ -78,7 +78,7 @@ def _dw_block(p_n: int, ind: str) -> list[str]:
     `xp` is the padded image channels-last (Hp, Wp, C): the P channel loads are constant offsets from one index.
     """
     lines = [f"a{p}_{k} = zero" for p in range(p_n) for k in range(KB)]
-    lines += ["for oy in range(oh):",
+    lines += ["for oy in range(oy0, oy1):",
               "    xb = u(((oy * s + i) * Wp + j) * C + c0)",
               "    gb = u(oy * ow * Kp + k0)",
               "    for ox in range(ow):"]
@@ -93,30 +93,29 @@ def _dw_block(p_n: int, ind: str) -> list[str]:
 
 
 _PROLOGUE = ["    u = np.uint64",
+             "    one = u(1)",
              "    hw = u(Hp * Wp)",
              "    ukp = u(Kp)",
-             "    us = u(s)",
              "    usc = u(s * C)",
              "    tmp[0] = 0",
              "    zero = tmp[0]"]
 
 
 def _source() -> str:
-    """The Numba source of the per-image kernels `_gen_fwd_image_s{1,2,0}` and `_gen_dw_image`."""
-    src: list[str] = []
-    for stride in (1, 2, 0):
-        src += [f"def _gen_fwd_image_s{stride}(xp, w, out, bias, has_bias, C, Hp, Wp, Kp, K, kh, kw, oh, ow, s, tmp):",
-                "    # xp (C*Hp*Wp,) padded image; w (kh*kw*C*Kp,); out (K*oh*ow,) one NCHW output image",
-                *_PROLOGUE,
-                f"    for k0 in range(0, Kp, {KB}):",
-                "        for oy in range(oh):",
-                f"            for blk in range(ow // {P_FWD}):",
-                f"                ox0 = blk * {P_FWD}",
-                *_fwd_block(P_FWD, stride, " " * 16),
-                f"            for ox0 in range(ow - ow % {P_FWD}, ow):",
-                *_fwd_block(1, stride, " " * 16),
-                ""]
-    src += ["def _gen_dw_image(xp, g, dw, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp):",
+    """The Numba source of the per-image kernels `_gen_fwd_image` and `_gen_dw_image`."""
+    src = ["def _gen_fwd_image(xp, w, y, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp):",
+           "    # xp (Hp*Wp*C,) padded image channels-last; w (kh*kw*C*Kp,); y (oh*ow*Kp,) output image channels-last",
+           *_PROLOGUE,
+           *[f"    o{p} = u({p} * s * C)" for p in range(P_FWD)],
+           f"    for k0 in range(0, Kp, {KB}):",
+           "        for oy in range(oh):",
+           f"            for blk in range(ow // {P_FWD}):",
+           f"                ox0 = blk * {P_FWD}",
+           *_fwd_block(P_FWD, " " * 16),
+           f"            for ox0 in range(ow - ow % {P_FWD}, ow):",
+           *_fwd_block(1, " " * 16),
+           ""]
+    src += ["def _gen_dw_image(xp, g, dw, C, Hp, Wp, Kp, kh, kw, oy0, oy1, ow, s, tmp):",
             "    # xp (Hp*Wp*C,) padded image channels-last; g (oh*ow*Kp,) its dY channels-last; dw (kh*kw*C*Kp,) +=",
             *_PROLOGUE,
             "    for i in range(kh):",
@@ -130,27 +129,32 @@ def _source() -> str:
     return "\n".join(src) + "\n"
 
 
-_fwd_image_s1 = _fwd_image_s2 = _fwd_image_s0 = _dw_image = None  # Numba dispatchers, set by _compile()
+_fwd_image = _dw_image = None  # Numba dispatchers, set by _compile()
 
 
-def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, tmp):  # pragma: no cover - compiled
-    """Forward of a batch chunk x (n, C, H, W) -> out (n, K, oh, ow); xp (C, Hp, Wp) zero-bordered buffer."""
+def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp):  # pragma: no cover - compiled
+    """Forward of a batch chunk x (n, C, H, W) -> out (n, K, oh, ow) through the channels-last image buffers
+    xp (Hp, Wp, C) (zero borders) and y (oh*ow*Kp,)."""
     n, C, H, W = x.shape
     K, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    Hp, Wp = xp.shape[1], xp.shape[2]
-    flat = xp.reshape(C * Hp * Wp)
+    Hp, Wp = xp.shape[0], xp.shape[1]
+    flat = xp.reshape(Hp * Wp * C)
     for b in range(n):
-        xp[:, top:top + H, left:left + W] = x[b]  # borders stay zero
-        o = out[b].reshape(K * oh * ow)
-        if s == 1:
-            _fwd_image_s1(flat, w, o, bias, has_bias, C, Hp, Wp, Kp, K, kh, kw, oh, ow, s, tmp)
-        elif s == 2:
-            _fwd_image_s2(flat, w, o, bias, has_bias, C, Hp, Wp, Kp, K, kh, kw, oh, ow, s, tmp)
-        else:
-            _fwd_image_s0(flat, w, o, bias, has_bias, C, Hp, Wp, Kp, K, kh, kw, oh, ow, s, tmp)
+        for c in range(C):  # x (C, H, W) -> the (Hp, Wp, C) interior
+            for yy in range(H):
+                for xx in range(W):
+                    xp[top + yy, left + xx, c] = x[b, c, yy, xx]
+        _fwd_image(flat, w, y, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp)
+        for k in range(K):  # y (oh*ow, Kp) -> out (K, oh, ow), + bias
+            for yy in range(oh):
+                for xx in range(ow):
+                    v = y[(yy * ow + xx) * Kp + k]
+                    if has_bias:
+                        v += bias[k]
+                    out[b, k, yy, xx] = v
 
 
-def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, xp, g, tmp):  # pragma: no cover - compiled
+def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, rows, xp, g, tmp):  # pragma: no cover - compiled
     """dW += the weight gradient of a chunk; xp (Hp, Wp, C) zero-bordered buffer, g (oh*ow*Kp,) buffer."""
     n, C, H, W = x.shape
     K, oh, ow = grad.shape[1], grad.shape[2], grad.shape[3]
@@ -165,7 +169,8 @@ def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, xp, g, tmp):  # pragma: no 
             for y in range(oh):
                 for xx in range(ow):
                     g[(y * ow + xx) * Kp + k] = grad[b, k, y, xx]
-        _dw_image(flat, g, dw, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp)
+        for oy0 in range(0, oh, rows):  # output-row tiles: x and dY rows of a tile stay in L1 across the blocks
+            _dw_image(flat, g, dw, C, Hp, Wp, Kp, kh, kw, oy0, min(oh, oy0 + rows), ow, s, tmp)
 
 
 def _compile() -> SimpleNamespace:
@@ -175,7 +180,7 @@ def _compile() -> SimpleNamespace:
     flags = {"nogil": True, "cache": True, "fastmath": {"contract"}}  # contract: FMAs; no reassociation, NaN/inf kept
     space: dict[str, Any] = globals()  # module-level functions of this file: Numba can cache them
     exec(compile(_source(), __file__, "exec"), space)
-    for name in ("_fwd_image_s1", "_fwd_image_s2", "_fwd_image_s0", "_dw_image"):
+    for name in ("_fwd_image", "_dw_image"):
         space[name] = njit(**flags)(space["_gen" + name])
     return SimpleNamespace(fwd_chunk=njit(**flags)(_fwd_chunk), dw_chunk=njit(**flags)(_dw_chunk))
 
@@ -207,14 +212,13 @@ def _kernels(dtype: np.dtype) -> SimpleNamespace:
 def _warm(jit: SimpleNamespace, dtype: np.dtype) -> None:
     """Compile every signature the engine calls, on tiny arrays of `dtype`."""
     x = np.zeros((1, 1, 3, 3), dtype)
-    xp = np.zeros((1, 5, 5), dtype)
+    xp = np.zeros((5, 5, 1), dtype)
     w = np.zeros(9 * KB, dtype)
     tmp = np.zeros(P_FWD * KB + P_DW * KB, dtype)
-    for stride in (1, 2, 3):  # the three forward variants (a 1x1 output: every stride stays inside xp)
-        jit.fwd_chunk(x, w, np.zeros((1, 1, 1, 1), dtype), np.zeros(1, dtype), False, 1, 1, KB, 3, 3, stride, xp,
-                      tmp)
-    jit.dw_chunk(x, np.zeros((1, 1, 3, 3), dtype), np.zeros(9 * KB, dtype), 1, 1, KB, 3, 3, 1,
-                 np.zeros((5, 5, 1), dtype), np.zeros(9 * KB, dtype), tmp)
+    jit.fwd_chunk(x, w, np.zeros((1, 1, 3, 3), dtype), np.zeros(1, dtype), False, 1, 1, KB, 3, 3, 1, xp,
+                  np.zeros(9 * KB, dtype), tmp)
+    jit.dw_chunk(x, np.zeros((1, 1, 3, 3), dtype), np.zeros(9 * KB, dtype), 1, 1, KB, 3, 3, 1, 1, xp,
+                 np.zeros(9 * KB, dtype), tmp)
 
 
 # ----- the engine functions ----------------------------------------------------------------------------------
@@ -247,11 +251,13 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: in
     b = np.zeros(1, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
 
     def task(chunk: slice, ws: SimpleNamespace) -> None:
-        jit.fwd_chunk(x[chunk], w, out[chunk], b, bias is not None, top, left, _padded_k(k), kh, kw, stride, ws.xp,
+        jit.fwd_chunk(x[chunk], w, out[chunk], b, bias is not None, top, left, kp, kh, kw, stride, ws.xp, ws.y,
                       ws.tmp)
 
+    kp = _padded_k(k)
     run_chunks(task, _chunks(n), lambda: SimpleNamespace(
-        xp=np.zeros((c, h + top + bottom, w_ + left + right), x.dtype), tmp=np.zeros(P_FWD * KB, x.dtype)))
+        xp=np.zeros((h + top + bottom, w_ + left + right, c), x.dtype), y=np.zeros(out[0].size // k * kp, x.dtype),
+        tmp=np.zeros(KB, x.dtype)))
 
 
 def direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
@@ -272,7 +278,9 @@ def direct_weight_grad(x: np.ndarray, grad: np.ndarray, weight_shape: tuple[int,
     (top, bottom), (left, right) = pads
 
     def task(chunk: slice, ws: SimpleNamespace) -> None:
-        jit.dw_chunk(x[chunk], grad[chunk], ws.acc, top, left, kp, kh, kw, stride, ws.xp, ws.g, ws.tmp)
+        jit.dw_chunk(x[chunk], grad[chunk], ws.acc, top, left, kp, kh, kw, stride, rows, ws.xp, ws.g, ws.tmp)
+
+    rows = max(1, DW_TILE_PIXELS // ow)
 
     workspaces = run_chunks(task, _chunks(n), lambda: SimpleNamespace(
         xp=np.zeros((h + top + bottom, w_ + left + right, c), x.dtype), g=np.zeros(oh * ow * kp, x.dtype),
