@@ -9,7 +9,10 @@ output image buffer, transposed into the NCHW output (+ bias) at the end of the 
 to a multiple of 16 in the filter layout (zero filters, never stored).
 
 Backward: the stride-1 input gradient is the same kernel on dY with the spatially flipped, in/out-swapped filters
-(padding kh-1-top, ...); other strides use the GEMM engine's col2im. The weight gradient is accumulated per image
+(padding kh-1-top, ...). With stride s it splits into s*s phases: the input pixels (s*a + ry - top, s*b + rx - left)
+get the stride-1 correlation of dY with the flipped taps w[:, :, ry::s, rx::s] (2x2, 2x1, 1x2, 1x1 for a 3x3
+kernel at stride 2), written straight into the strided view of dx (no col2im, no zero-inserted dY).
+The weight gradient is accumulated per image
 and per tile of output rows as blocks of P = 4 input channels x 16 output channels (x channels-last, dY transposed
 to (oh*ow, Kp) per image), summed per thread, the threads' sums added in a fixed order (bit-reproducible for a
 given thread count).
@@ -132,11 +135,13 @@ def _source() -> str:
 _fwd_image = _dw_image = None  # Numba dispatchers, set by _compile()
 
 
-def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp):  # pragma: no cover - compiled
-    """Forward of a batch chunk x (n, C, H, W) -> out (n, K, oh, ow) through the channels-last image buffers
-    xp (Hp, Wp, C) (zero borders) and y (oh*ow*Kp,)."""
+def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, cy, cx, xp, y,
+               tmp):  # pragma: no cover - compiled
+    """Forward of a batch chunk x (n, C, H, W) -> out (n, K, oh - cy, ow - cx) (output rows and columns from cy, cx
+    on: the phases of a strided input gradient crop) through the channels-last image buffers xp (Hp, Wp, C) (zero
+    borders) and y (oh*ow*Kp,)."""
     n, C, H, W = x.shape
-    K, oh, ow = out.shape[1], out.shape[2], out.shape[3]
+    K, oh, ow = out.shape[1], out.shape[2] + cy, out.shape[3] + cx
     Hp, Wp = xp.shape[0], xp.shape[1]
     flat = xp.reshape(Hp * Wp * C)
     for b in range(n):
@@ -146,12 +151,12 @@ def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp):
                     xp[top + yy, left + xx, c] = x[b, c, yy, xx]
         _fwd_image(flat, w, y, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp)
         for k in range(K):  # y (oh*ow, Kp) -> out (K, oh, ow), + bias
-            for yy in range(oh):
-                for xx in range(ow):
+            for yy in range(cy, oh):
+                for xx in range(cx, ow):
                     v = y[(yy * ow + xx) * Kp + k]
                     if has_bias:
                         v += bias[k]
-                    out[b, k, yy, xx] = v
+                    out[b, k, yy - cy, xx - cx] = v
 
 
 def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, rows, xp, g, tmp):  # pragma: no cover - compiled
@@ -215,8 +220,8 @@ def _warm(jit: SimpleNamespace, dtype: np.dtype) -> None:
     xp = np.zeros((5, 5, 1), dtype)
     w = np.zeros(9 * KB, dtype)
     tmp = np.zeros(P_FWD * KB + P_DW * KB, dtype)
-    jit.fwd_chunk(x, w, np.zeros((1, 1, 3, 3), dtype), np.zeros(1, dtype), False, 1, 1, KB, 3, 3, 1, xp,
-                  np.zeros(9 * KB, dtype), tmp)
+    for out in (np.zeros((1, 1, 3, 3), dtype), np.zeros((1, 1, 6, 6), dtype)[:, :, ::2, ::2]):  # NCHW, a phase of dx
+        jit.fwd_chunk(x, w, out, np.zeros(1, dtype), False, 1, 1, KB, 3, 3, 1, 0, 0, xp, np.zeros(9 * KB, dtype), tmp)
     jit.dw_chunk(x, np.zeros((1, 1, 3, 3), dtype), np.zeros(9 * KB, dtype), 1, 1, KB, 3, 3, 1, 1, xp,
                  np.zeros(9 * KB, dtype), tmp)
 
@@ -239,31 +244,33 @@ def _filters(weight: np.ndarray) -> np.ndarray:
     return w.reshape(-1)
 
 
-def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, pads: Pads,
-          out: np.ndarray) -> None:
-    """out (N, K, oh, ow) = direct correlation of x (N, C, H, W) zero-padded by `pads` with weight (K, C, kh, kw)."""
+def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, top_left: Pair,
+          out: np.ndarray, crop: Pair = (0, 0)) -> None:
+    """out (N, K, oh, ow) = direct correlation of x (N, C, H, W) with weight (K, C, kh, kw), x zero-padded by
+    `top_left` before and as much as the windows need after; `out` receives output rows/columns from `crop` on."""
     jit = _kernels(x.dtype)
     x = np.ascontiguousarray(x)
     n, c, h, w_ = x.shape
     k, _, kh, kw = weight.shape
-    (top, bottom), (left, right) = pads
+    top, left = top_left
+    oh, ow = out.shape[2] + crop[0], out.shape[3] + crop[1]  # the full output of the correlation
+    hp, wp = max(h + top, (oh - 1) * stride + kh), max(w_ + left, (ow - 1) * stride + kw)
     w = _filters(weight)
     b = np.zeros(1, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
 
     def task(chunk: slice, ws: SimpleNamespace) -> None:
-        jit.fwd_chunk(x[chunk], w, out[chunk], b, bias is not None, top, left, kp, kh, kw, stride, ws.xp, ws.y,
-                      ws.tmp)
+        jit.fwd_chunk(x[chunk], w, out[chunk], b, bias is not None, top, left, kp, kh, kw, stride, crop[0], crop[1],
+                      ws.xp, ws.y, ws.tmp)
 
     kp = _padded_k(k)
     run_chunks(task, _chunks(n), lambda: SimpleNamespace(
-        xp=np.zeros((h + top + bottom, w_ + left + right, c), x.dtype), y=np.zeros(out[0].size // k * kp, x.dtype),
-        tmp=np.zeros(KB, x.dtype)))
+        xp=np.zeros((hp, wp, c), x.dtype), y=np.zeros(oh * ow * kp, x.dtype), tmp=np.zeros(KB, x.dtype)))
 
 
 def direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
                    padding: Pads, out: np.ndarray) -> None:
     """Fill the NCHW `out` with conv2d(x, weight) + bias (square stride, dilation 1, groups 1)."""
-    _conv(x, weight, bias, stride[0], padding, out)
+    _conv(x, weight, bias, stride[0], (padding[0][0], padding[1][0]), out)
 
 
 def direct_weight_grad(x: np.ndarray, grad: np.ndarray, weight_shape: tuple[int, ...], stride: int,
@@ -291,26 +298,36 @@ def direct_weight_grad(x: np.ndarray, grad: np.ndarray, weight_shape: tuple[int,
     return np.ascontiguousarray(acc.reshape(kh, kw, c, kp)[..., :k].transpose(3, 2, 0, 1))
 
 
-def _full_pads(weight_shape: tuple[int, ...], pads: Pads) -> Pads:
-    """Padding of dY whose stride-1 correlation with the flipped filters is dX (kk - 1 - pad on each side)."""
-    kh, kw = weight_shape[2:]
-    return tuple((kk - 1 - lo, kk - 1 - hi) for (lo, hi), kk in zip(pads, (kh, kw)))
+def _input_grad(grad: np.ndarray, weight: np.ndarray, stride: int, padding: Pads, dx: np.ndarray) -> None:
+    """dx (N, C, H, W): for each phase (ry, rx) of the stride, dx[:, :, s*a + ry - top, s*b + rx - left] is the
+    stride-1 correlation of dY (padded by taps - 1 before) with the flipped taps w[:, :, ry::s, rx::s], in/out
+    swapped; stride 1 is the single phase (the full convolution with the flipped filters)."""
+    _, _, kh, kw = weight.shape
+    (top, _), (left, _) = padding
+    axes = []
+    for size, kk, before in zip(dx.shape[2:], (kh, kw), (top, left)):
+        phases = []
+        for r in range(stride):  # phase r: padded positions s*a + r, a from a_min to a_max inside the input
+            a_min, a_max = max(0, -(-(before - r) // stride)), (size - 1 + before - r) // stride
+            phases.append((r, len(range(r, kk, stride)), a_min, a_max, stride * a_min + r - before))
+        axes.append(phases)
+    for ry, taps_y, ay, ay_max, y0 in axes[0]:
+        for rx, taps_x, ax, ax_max, x0 in axes[1]:
+            if ay_max < ay or ax_max < ax:
+                continue
+            target = dx[:, :, y0::stride, x0::stride][:, :, :ay_max - ay + 1, :ax_max - ax + 1]
+            if taps_y == 0 or taps_x == 0:  # no filter tap reaches this phase (kernel smaller than the stride)
+                target[...] = 0
+                continue
+            taps = weight[:, :, ry::stride, rx::stride][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, K, ty, tx)
+            _conv(grad, np.ascontiguousarray(taps), None, 1, (taps_y - 1, taps_x - 1), target, (ay, ax))
 
 
 def direct_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
                     padding: Pads, dx: np.ndarray | None, need_w: bool) -> np.ndarray | None:
-    """Fill dx (N, C, H, W) if given; return dW if `need_w`. dX: direct when stride 1, else col2im (GEMM engine)."""
+    """Fill dx (N, C, H, W) if given; return dW (K, C, kh, kw) if `need_w`."""
     if dx is not None:
-        if stride == (1, 1):
-            flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
-            _conv(grad, flipped, None, 1, _full_pads(weight.shape, padding), dx)
-        else:
-            from convolve.engines.gemm_nhwc import col2im_nhwc
-
-            k, c, kh, kw = weight.shape
-            w_mat = weight.transpose(2, 3, 1, 0).reshape(1, kh * kw * c, k)  # (1, kh*kw*C, K)
-            col2im_nhwc(grad.transpose(0, 2, 3, 1), w_mat, (kh, kw), stride, dilation, padding,
-                        dx.transpose(0, 2, 3, 1))
+        _input_grad(grad, weight, stride[0], padding, dx)
     return direct_weight_grad(x, grad, weight.shape, stride[0], padding) if need_w else None
 
 
@@ -329,7 +346,24 @@ class DirectConv2d(NCHWConv2d):
     @staticmethod
     def prefers(x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair,  # type: ignore[override]
                 groups: int) -> bool:
-        return False  # set from the measurements below
+        """float32 layers measured faster than the fast engine's current kernel in every pass (forward, dX, dW).
+
+        benchmarks/bench_direct_conv.py, batch 128, 1 thread, ms GemmConv2d -> direct (fwd / dx / dw):
+        16x32x32->16: 22 / 21 / 28 -> 11.5 / 11.3 / 13.9; 16x32x32->32 /2: 14.5 / 23-30 / 15 -> 8.2 / 18 / 11;
+        32x16x16->32: 16.4 / 14.3 / 20.9 -> 11.9 / 9.6 / 14.2; 32x16x16->64 /2: 7.4 / 12.3 / 8.6 -> 7.6 / 11.5 / 6.4;
+        64x8x8->64: 11.4 / 13.1 / 11.7 -> 9.6 / 13.1 / 10.5; VGG 64x32x32->64: 220 / 217 / 195 -> 183 / 168 / 147;
+        LeNet C3 (6->16, 5x5, SmallConv2d today): 2.7 / 8.4 / 3.9 -> 1.5 / 6.5 / 2.2.
+        Not preferred: 1x1 layers (SmallConv2d's dX and dW are faster), 128+ channels (Winograd and the GEMM are
+        1.3-2x faster), float64 (16 doubles per block spill), channel counts that are not multiples of 16 (padded
+        filters waste FMAs), images above 32x32 (not measured).
+        """
+        c, k = x.shape[1], weight.shape[0]
+        kernel = tuple(weight.shape[2:])
+        if x.dtype != np.float32 or x.shape[2] * x.shape[3] > 32 * 32:
+            return False
+        if kernel == (3, 3):
+            return stride in ((1, 1), (2, 2)) and c % KB == 0 and k % KB == 0 and max(c, k) <= 64
+        return kernel == (5, 5) and stride == (1, 1) and c <= 8 and k == KB  # LeNet-5's C3
 
     fill_forward = staticmethod(direct_forward)
     fill_backward = staticmethod(direct_backward)
