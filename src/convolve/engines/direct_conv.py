@@ -135,13 +135,11 @@ def _source() -> str:
 _fwd_image = _dw_image = None  # Numba dispatchers, set by _compile()
 
 
-def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, cy, cx, xp, y,
-               tmp):  # pragma: no cover - compiled
-    """Forward of a batch chunk x (n, C, H, W) -> out (n, K, oh - cy, ow - cx) (output rows and columns from cy, cx
-    on: the phases of a strided input gradient crop) through the channels-last image buffers xp (Hp, Wp, C) (zero
-    borders) and y (oh*ow*Kp,)."""
+def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp):  # pragma: no cover - compiled
+    """Forward of a batch chunk x (n, C, H, W) -> out (n, K, oh, ow) (NCHW, or a strided view: a phase of dx)
+    through the channels-last image buffers xp (Hp, Wp, C) (zero borders) and y (oh*ow*Kp,)."""
     n, C, H, W = x.shape
-    K, oh, ow = out.shape[1], out.shape[2] + cy, out.shape[3] + cx
+    K, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     Hp, Wp = xp.shape[0], xp.shape[1]
     flat = xp.reshape(Hp * Wp * C)
     for b in range(n):
@@ -151,12 +149,12 @@ def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, cy, cx, xp, 
                     xp[top + yy, left + xx, c] = x[b, c, yy, xx]
         _fwd_image(flat, w, y, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp)
         for k in range(K):  # y (oh*ow, Kp) -> out (K, oh, ow), + bias
-            for yy in range(cy, oh):
-                for xx in range(cx, ow):
+            for yy in range(oh):
+                for xx in range(ow):
                     v = y[(yy * ow + xx) * Kp + k]
                     if has_bias:
                         v += bias[k]
-                    out[b, k, yy - cy, xx - cx] = v
+                    out[b, k, yy, xx] = v
 
 
 def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, rows, xp, g, tmp):  # pragma: no cover - compiled
@@ -221,7 +219,7 @@ def _warm(jit: SimpleNamespace, dtype: np.dtype) -> None:
     w = np.zeros(9 * KB, dtype)
     tmp = np.zeros(P_FWD * KB + P_DW * KB, dtype)
     for out in (np.zeros((1, 1, 3, 3), dtype), np.zeros((1, 1, 6, 6), dtype)[:, :, ::2, ::2]):  # NCHW, a phase of dx
-        jit.fwd_chunk(x, w, out, np.zeros(1, dtype), False, 1, 1, KB, 3, 3, 1, 0, 0, xp, np.zeros(9 * KB, dtype), tmp)
+        jit.fwd_chunk(x, w, out, np.zeros(1, dtype), False, 1, 1, KB, 3, 3, 1, xp, np.zeros(9 * KB, dtype), tmp)
     jit.dw_chunk(x, np.zeros((1, 1, 3, 3), dtype), np.zeros(9 * KB, dtype), 1, 1, KB, 3, 3, 1, 1, xp,
                  np.zeros(9 * KB, dtype), tmp)
 
@@ -245,22 +243,22 @@ def _filters(weight: np.ndarray) -> np.ndarray:
 
 
 def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, top_left: Pair,
-          out: np.ndarray, crop: Pair = (0, 0)) -> None:
+          out: np.ndarray) -> None:
     """out (N, K, oh, ow) = direct correlation of x (N, C, H, W) with weight (K, C, kh, kw), x zero-padded by
-    `top_left` before and as much as the windows need after; `out` receives output rows/columns from `crop` on."""
+    `top_left` before and as much as the windows of `out` need after."""
     jit = _kernels(x.dtype)
     x = np.ascontiguousarray(x)
     n, c, h, w_ = x.shape
     k, _, kh, kw = weight.shape
     top, left = top_left
-    oh, ow = out.shape[2] + crop[0], out.shape[3] + crop[1]  # the full output of the correlation
+    oh, ow = out.shape[2:]
     hp, wp = max(h + top, (oh - 1) * stride + kh), max(w_ + left, (ow - 1) * stride + kw)
     w = _filters(weight)
     b = np.zeros(1, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
 
     def task(chunk: slice, ws: SimpleNamespace) -> None:
-        jit.fwd_chunk(x[chunk], w, out[chunk], b, bias is not None, top, left, kp, kh, kw, stride, crop[0], crop[1],
-                      ws.xp, ws.y, ws.tmp)
+        jit.fwd_chunk(x[chunk], w, out[chunk], b, bias is not None, top, left, kp, kh, kw, stride, ws.xp, ws.y,
+                      ws.tmp)
 
     kp = _padded_k(k)
     run_chunks(task, _chunks(n), lambda: SimpleNamespace(
@@ -320,7 +318,8 @@ def _input_grad(grad: np.ndarray, weight: np.ndarray, stride: int, padding: Pads
                 target[...] = 0
                 continue
             taps = weight[:, :, ry::stride, rx::stride][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, K, ty, tx)
-            _conv(grad, np.ascontiguousarray(taps), None, 1, (taps_y - 1, taps_x - 1), target, (ay, ax))
+            # dY padded by taps - 1 - a_min before (>= 0 as padding < kernel size): output a' is phase row a_min + a'
+            _conv(grad, np.ascontiguousarray(taps), None, 1, (taps_y - 1 - ay, taps_x - 1 - ax), target)
 
 
 def direct_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
