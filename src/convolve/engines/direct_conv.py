@@ -318,8 +318,10 @@ def _input_grad(grad: np.ndarray, weight: np.ndarray, stride: int, padding: Pads
                 target[...] = 0
                 continue
             taps = weight[:, :, ry::stride, rx::stride][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, K, ty, tx)
-            # dY padded by taps - 1 - a_min before (>= 0 as padding < kernel size): output a' is phase row a_min + a'
-            _conv(grad, np.ascontiguousarray(taps), None, 1, (taps_y - 1 - ay, taps_x - 1 - ax), target)
+            # output a' is phase row a_min + a': dY padded by taps - 1 - a_min before (cropped when that is < 0)
+            pad_y, pad_x = taps_y - 1 - ay, taps_x - 1 - ax
+            src = grad[:, :, max(0, -pad_y):, max(0, -pad_x):]
+            _conv(src, np.ascontiguousarray(taps), None, 1, (max(0, pad_y), max(0, pad_x)), target)
 
 
 def direct_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
