@@ -347,16 +347,20 @@ class DirectConv2d(NCHWConv2d):
     @staticmethod
     def prefers(x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair,  # type: ignore[override]
                 groups: int) -> bool:
-        """float32 layers measured faster than the fast engine's current kernel in every pass (forward, dX, dW).
+        """float32 layers measured faster than the fast engine's current kernel (GemmConv2d; SmallConv2d for C3).
 
-        benchmarks/bench_direct_conv.py, batch 128, 1 thread, ms GemmConv2d -> direct (fwd / dx / dw):
-        16x32x32->16: 22 / 21 / 28 -> 11.5 / 11.3 / 13.9; 16x32x32->32 /2: 14.5 / 23-30 / 15 -> 8.2 / 18 / 11;
-        32x16x16->32: 16.4 / 14.3 / 20.9 -> 11.9 / 9.6 / 14.2; 32x16x16->64 /2: 7.4 / 12.3 / 8.6 -> 7.6 / 11.5 / 6.4;
-        64x8x8->64: 11.4 / 13.1 / 11.7 -> 9.6 / 13.1 / 10.5; VGG 64x32x32->64: 220 / 217 / 195 -> 183 / 168 / 147;
-        LeNet C3 (6->16, 5x5, SmallConv2d today): 2.7 / 8.4 / 3.9 -> 1.5 / 6.5 / 2.2.
-        Not preferred: 1x1 layers (SmallConv2d's dX and dW are faster), 128+ channels (Winograd and the GEMM are
-        1.3-2x faster), float64 (16 doubles per block spill), channel counts that are not multiples of 16 (padded
-        filters waste FMAs), images above 32x32 (not measured).
+        benchmarks/bench_direct_conv.py, batch 128, 1 thread, alternating, min of 7 (03:39 run on a shared machine),
+        ms fast-engine kernel -> direct, fwd / dx / dw:
+          16x32x32->16      21.1 / 19.0 / 24.3 -> 11.3 / 10.7 / 14.1   (1.7-1.9x)
+          16x32x32->32 /2    9.8 / 16.4 /  9.9 ->  6.5 / 15.1 /  7.0   (1.1-1.5x)
+          32x16x16->32      15.0 / 14.8 / 13.3 -> 11.5 / 12.4 / 10.4   (1.2-1.3x)
+          32x16x16->64 /2    8.4 / 11.6 /  8.2 ->  6.9 / 10.0 /  7.8   (1.04-1.2x)
+          64x8x8->64        12.2 / 12.0 / 12.9 -> 12.3 / 10.7 / 13.0   (1.0-1.1x: even; other runs 0.9-1.2)
+          VGG 64x32x32->64   200 /  225 /  224 ->  134 /  189 /  168   (1.2-1.5x)
+          LeNet C3 6->16 5x5 (SmallConv2d) 2.6 / 6.4 / 3.1 -> 1.5 / 5.4 / 1.8   (1.2-1.7x)
+        Not preferred: 1x1 layers (SmallConv2d: 0.5-1.1x), 128 channels (Winograd: 0.56-0.78x), float64 (16 doubles
+        per block spill; not measured), channel counts that are not multiples of 16 (padded filters waste FMAs),
+        images above 32x32 (not measured).
         """
         c, k = x.shape[1], weight.shape[0]
         kernel = tuple(weight.shape[2:])
