@@ -132,21 +132,35 @@ def _source() -> str:
     return "\n".join(src) + "\n"
 
 
-_fwd_image = _dw_image = None  # Numba dispatchers, set by _compile()
+_fwd_image = _dw_image = _to_channels_last = None  # Numba dispatchers, set by _compile()
+
+
+def _channels_last_copy(src, dst, top, left, Wp, Cp):  # pragma: no cover - compiled
+    """The (C, H, W) image `src` into the flat channels-last (.., Wp, Cp) buffer `dst` at (top, left), Cp >= C.
+
+    Flat unsigned indices: no negative-index checks (measured 1.3-1.8x faster than `dst[y, x, c] = src[c, y, x]`).
+    """
+    C, H, W = src.shape
+    u = np.uint64
+    flat = src.reshape(C * H * W)
+    step = u(Cp)
+    for c in range(C):
+        for yy in range(H):
+            s0 = u((c * H + yy) * W)
+            d0 = u(((top + yy) * Wp + left) * Cp + c)
+            for xx in range(W):
+                dst[d0 + u(xx) * step] = flat[s0 + u(xx)]
 
 
 def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp):  # pragma: no cover - compiled
     """Forward of a batch chunk x (n, C, H, W) -> out (n, K, oh, ow) (NCHW, or a strided view: a phase of dx)
     through the channels-last image buffers xp (Hp, Wp, C) (zero borders) and y (oh*ow*Kp,)."""
-    n, C, H, W = x.shape
+    n, C = x.shape[0], x.shape[1]
     K, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     Hp, Wp = xp.shape[0], xp.shape[1]
     flat = xp.reshape(Hp * Wp * C)
     for b in range(n):
-        for c in range(C):  # x (C, H, W) -> the (Hp, Wp, C) interior
-            for yy in range(H):
-                for xx in range(W):
-                    xp[top + yy, left + xx, c] = x[b, c, yy, xx]
+        _to_channels_last(x[b], flat, top, left, Wp, C)
         _fwd_image(flat, w, y, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp)
         for k in range(K):  # y (oh*ow, Kp) -> out (K, oh, ow), + bias
             for yy in range(oh):
@@ -159,19 +173,13 @@ def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp):
 
 def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, rows, xp, g, tmp):  # pragma: no cover - compiled
     """dW += the weight gradient of a chunk; xp (Hp, Wp, C) zero-bordered buffer, g (oh*ow*Kp,) buffer."""
-    n, C, H, W = x.shape
-    K, oh, ow = grad.shape[1], grad.shape[2], grad.shape[3]
+    n, C = x.shape[0], x.shape[1]
+    oh, ow = grad.shape[2], grad.shape[3]
     Hp, Wp = xp.shape[0], xp.shape[1]
     flat = xp.reshape(Hp * Wp * C)
     for b in range(n):
-        for c in range(C):  # x (C, H, W) -> (Hp, Wp, C) interior
-            for y in range(H):
-                for xx in range(W):
-                    xp[top + y, left + xx, c] = x[b, c, y, xx]
-        for k in range(K):  # dY (K, oh, ow) -> (oh*ow, Kp); columns K..Kp stay zero
-            for y in range(oh):
-                for xx in range(ow):
-                    g[(y * ow + xx) * Kp + k] = grad[b, k, y, xx]
+        _to_channels_last(x[b], flat, top, left, Wp, C)
+        _to_channels_last(grad[b], g, 0, 0, ow, Kp)  # dY (K, oh, ow) -> (oh*ow, Kp); columns K..Kp stay zero
         for oy0 in range(0, oh, rows):  # output-row tiles: x and dY rows of a tile stay in L1 across the blocks
             _dw_image(flat, g, dw, C, Hp, Wp, Kp, kh, kw, oy0, min(oh, oy0 + rows), ow, s, tmp)
 
@@ -185,6 +193,7 @@ def _compile() -> SimpleNamespace:
     exec(compile(_source(), __file__, "exec"), space)
     for name in ("_fwd_image", "_dw_image"):
         space[name] = njit(**flags)(space["_gen" + name])
+    space["_to_channels_last"] = njit(**flags)(_channels_last_copy)
     return SimpleNamespace(fwd_chunk=njit(**flags)(_fwd_chunk), dw_chunk=njit(**flags)(_dw_chunk))
 
 
