@@ -358,25 +358,26 @@ class DirectConv2d(NCHWConv2d):
                 groups: int) -> bool:
         """float32 layers measured faster than the fast engine's current kernel (GemmConv2d; SmallConv2d for C3).
 
-        benchmarks/bench_direct_conv.py, batch 128, 1 thread, alternating, min of 7 (03:39 run on a shared machine),
-        ms fast-engine kernel -> direct, fwd / dx / dw:
-          16x32x32->16      21.1 / 19.0 / 24.3 -> 11.3 / 10.7 / 14.1   (1.7-1.9x)
-          16x32x32->32 /2    9.8 / 16.4 /  9.9 ->  6.5 / 15.1 /  7.0   (1.1-1.5x)
-          32x16x16->32      15.0 / 14.8 / 13.3 -> 11.5 / 12.4 / 10.4   (1.2-1.3x)
-          32x16x16->64 /2    8.4 / 11.6 /  8.2 ->  6.9 / 10.0 /  7.8   (1.04-1.2x)
-          64x8x8->64        12.2 / 12.0 / 12.9 -> 12.3 / 10.7 / 13.0   (1.0-1.1x: even; other runs 0.9-1.2)
-          VGG 64x32x32->64   200 /  225 /  224 ->  134 /  189 /  168   (1.2-1.5x)
-          LeNet C3 6->16 5x5 (SmallConv2d) 2.6 / 6.4 / 3.1 -> 1.5 / 5.4 / 1.8   (1.2-1.7x)
-        Not preferred: 1x1 layers (SmallConv2d: 0.5-1.1x), 128 channels (Winograd: 0.56-0.78x), float64 (16 doubles
-        per block spill; not measured), channel counts that are not multiples of 16 (padded filters waste FMAs),
-        images above 32x32 (not measured).
+        benchmarks/bench_direct_conv.py, batch 128, 1 thread, alternating, min of 7, shared machine (03:42 run; the
+        ranges are over the 4 runs since the last kernel change), ms fast-engine kernel -> direct, fwd / dx / dw:
+          16x32x32->16      21.2 / 20.1 / 26.1 -> 10.6 / 11.5 / 11.8   (1.7-2.2x)
+          16x32x32->32 /2   16.6 / 24.4 / 14.6 ->  7.1 / 12.8 /  7.1   (1.1-2.3x)
+          32x16x16->32      14.3 / 14.4 / 15.4 ->  9.3 / 11.2 /  9.0   (1.2-1.7x)
+          32x16x16->64 /2    6.3 / 10.7 /  5.5 ->  5.9 /  6.7 /  5.5   (1.0-1.6x)
+          VGG 64x32x32->64   218 /  215 /  221 ->  178 /  160 /  158   (1.2-1.5x)
+          LeNet C3 6->16 5x5 (SmallConv2d) 2.8 / 8.4 / 4.1 -> 1.4 / 6.7 / 2.3   (1.2-2.0x)
+        Not preferred: 64x8x8->64 (11.7 / 10.7 / 11.1 -> 10.8 / 12.4 / 9.1: even, 0.86-1.22x per pass over the runs;
+        the ResNet-20 step was the same with or without it), 1x1 layers (SmallConv2d: 0.7-1.3x), 128 channels
+        (Winograd: 0.52-0.68x), float64 (16 doubles per block spill; not measured), channel counts that are not
+        multiples of 16 (padded filters waste FMAs), images above 32x32 (not measured).
         """
         c, k = x.shape[1], weight.shape[0]
-        kernel = tuple(weight.shape[2:])
-        if x.dtype != np.float32 or x.shape[2] * x.shape[3] > 32 * 32:
+        kernel, pixels = tuple(weight.shape[2:]), x.shape[2] * x.shape[3]
+        if x.dtype != np.float32 or pixels > 32 * 32:
             return False
         if kernel == (3, 3):
-            return stride in ((1, 1), (2, 2)) and c % KB == 0 and k % KB == 0 and max(c, k) <= 64
+            return (stride in ((1, 1), (2, 2)) and c % KB == 0 and k % KB == 0 and max(c, k) <= 64
+                    and pixels >= 16 * 16)
         return kernel == (5, 5) and stride == (1, 1) and c <= 8 and k == KB  # LeNet-5's C3
 
     fill_forward = staticmethod(direct_forward)
