@@ -134,8 +134,11 @@ def test_nan_and_inf_propagate_like_the_reference(direct: None) -> None:
 def test_not_supported_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
+    from convolve.engines import direct_conv
+
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
+    monkeypatch.setattr(direct_conv, "_numba_found", None)  # looked up again, through the patched find_spec
     x, w = np.zeros((1, 16, 8, 8), np.float32), np.zeros((16, 16, 3, 3), np.float32)
     assert not DirectConv2d.supports(x, w, None, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
 
