@@ -1,0 +1,162 @@
+"""The Numba direct-convolution kernel forced on: equal to the reference conv2d (forward, dX, dW, db) in float64
+(1e-12) and float32 (1e-5), on random shapes, on 1 and 2 threads, and to PyTorch on ResNet-20-like layers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch.nn.functional as TF
+
+import convolve as cv
+import convolve.nn.functional as F
+from convolve.engines.direct_conv import DirectConv2d
+from convolve.engines.policy import policy
+from tests import engine_helpers
+from tests.oracle import compare_with_torch
+
+pytest.importorskip("numba")
+
+ENGINE = "direct_test"
+rng = np.random.default_rng(12)
+
+
+@pytest.fixture
+def direct() -> Iterator[None]:
+    """Every call the direct kernel supports runs on it (the rest on the reference)."""
+    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    with cv.use_engine(ENGINE):
+        yield
+
+
+def _case(seed: int) -> tuple[dict, list[np.ndarray | None]]:
+    """A random supported call: batch 1-3, C 1-20, K 1-40 (not only multiples of 16), kernel 1-5, stride 1-3,
+    symmetric or asymmetric padding below the kernel size, with or without bias."""
+    r = np.random.default_rng(seed)
+    kh, kw = int(r.integers(1, 6)), int(r.integers(1, 6))
+    pads = ((int(r.integers(0, kh)), int(r.integers(0, kh))), (int(r.integers(0, kw)), int(r.integers(0, kw))))
+    stride = int(r.integers(1, 4))
+    h = int(r.integers(max(1, kh - pads[0][0] - pads[0][1]), 13))
+    w = int(r.integers(max(1, kw - pads[1][0] - pads[1][1]), 13))
+    n, c, k = int(r.integers(1, 4)), int(r.integers(1, 21)), int(r.integers(1, 41))
+    x, weight = r.standard_normal((n, c, h, w)), r.standard_normal((k, c, kh, kw))
+    bias = r.standard_normal(k) if r.random() < 0.5 else None
+    return {"stride": stride, "pads": pads}, [x, weight, bias]
+
+
+def _conv(geom: dict):
+    """conv2d with the case's stride and (before, after) padding pairs."""
+    def fn(x, w, b=None):
+        return F.conv2d(x, w, b, stride=geom["stride"], padding=geom["pads"])
+    return fn
+
+
+def _run(engine: str, geom: dict, arrays: list, dtype: np.dtype) -> list[np.ndarray]:
+    with cv.use_engine(engine):
+        return engine_helpers.run_with_grads(_conv(geom), arrays, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", range(24))
+def test_equals_reference_on_random_shapes(seed: int, dtype: np.dtype) -> None:
+    geom, arrays = _case(seed)
+    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    got, want = _run(ENGINE, geom, arrays, dtype), _run("reference", geom, arrays, dtype)
+    engine_helpers.assert_engine_equals_reference(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layer", [(16, 10, 16, 1), (16, 9, 32, 2), (32, 6, 32, 1), (6, 14, 16, 1)])
+def test_equals_reference_on_resnet_and_lenet_layers(layer: tuple[int, int, int, int], dtype: np.dtype) -> None:
+    c, h, k, stride = layer
+    kernel, padding = (5, 0) if c == 6 else (3, 1)
+    arrays = [rng.standard_normal((3, c, h, h)), rng.standard_normal((k, c, kernel, kernel)), rng.standard_normal(k)]
+    geom = {"stride": stride, "pads": ((padding,) * 2,) * 2}
+    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    got, want = _run(ENGINE, geom, arrays, dtype), _run("reference", geom, arrays, dtype)
+    engine_helpers.assert_engine_equals_reference(got, want, dtype)
+
+
+def test_kernel_takes_the_calls(direct: None) -> None:
+    x, w = cv.tensor(rng.standard_normal((2, 16, 8, 8))), cv.tensor(rng.standard_normal((16, 16, 3, 3)))
+    geometry = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1), "groups": 1}
+    from convolve.nn.functional.conv import Conv2dFunction
+
+    assert policy.select(Conv2dFunction, x.numpy(), w.numpy(), None, **geometry) is DirectConv2d
+    for unsupported in ({"groups": 2}, {"dilation": (2, 2)}, {"stride": (1, 2)}, {"padding": ((3, 3), (1, 1))}):
+        args = {**geometry, **unsupported}
+        weight = w.numpy()[:, :8] if "groups" in unsupported else w.numpy()
+        assert not DirectConv2d.supports(x.numpy(), weight, None, **args)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layer", [(16, 8, 16, 1, 1), (16, 8, 32, 2, 1), (6, 14, 16, 1, 0)])
+def test_matches_torch(direct: None, layer: tuple[int, int, int, int, int], dtype: np.dtype) -> None:
+    c, h, k, stride, padding = layer
+    kernel = 5 if c == 6 else 3
+    x, w, b = rng.standard_normal((2, c, h, h)), rng.standard_normal((k, c, kernel, kernel)), rng.standard_normal(k)
+    compare_with_torch(lambda a, ww, bb: F.conv2d(a, ww, bb, stride=stride, padding=padding),
+                       lambda a, ww, bb: TF.conv2d(a, ww, bb, stride=stride, padding=padding), [x, w, b], dtype)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_two_threads_equal_reference_and_are_reproducible(stride: int) -> None:
+    """40 images: 14 chunks over 2 threads; dW (per-thread sums added in a fixed order) is bit-identical run to run."""
+    x, w = rng.standard_normal((40, 16, 8, 8)), rng.standard_normal((32, 16, 3, 3))
+    geom = {"stride": stride, "pads": ((1, 1), (1, 1))}
+    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    cv.set_num_threads(2)
+    try:
+        first = _run(ENGINE, geom, [x, w, None], np.float32)
+        second = _run(ENGINE, geom, [x, w, None], np.float32)
+    finally:
+        cv.set_num_threads(None)
+    want = _run("reference", geom, [x, w, None], np.float32)
+    engine_helpers.assert_engine_equals_reference(first, want, np.float32)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nan_and_inf_propagate_like_the_reference(direct: None) -> None:
+    x, w = rng.standard_normal((2, 16, 6, 6)), rng.standard_normal((16, 16, 3, 3))
+    x[0, 3, 2, 2], x[1, 5, 0, 4] = np.nan, np.inf
+    geom = {"stride": 1, "pads": ((1, 1), (1, 1))}
+    got = _run(ENGINE, geom, [x, w, None], np.float32)
+    want = _run("reference", geom, [x, w, None], np.float32)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(b))
+
+
+def test_not_supported_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from convolve.engines import direct_conv
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
+    monkeypatch.setattr(direct_conv, "_numba_found", None)  # looked up again, through the patched find_spec
+    x, w = np.zeros((1, 16, 8, 8), np.float32), np.zeros((16, 16, 3, 3), np.float32)
+    assert not DirectConv2d.supports(x, w, None, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+
+
+def test_numba_is_not_imported_with_convolve() -> None:
+    code = ("import sys, convolve, convolve.engines.direct_conv; "
+            "assert 'numba' not in sys.modules, 'numba imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_prefers_the_measured_layers() -> None:
+    """ResNet-20's 16/32-channel 3x3 layers and LeNet-5's C3 (float32); not 64x8x8, 1x1, 128 channels, float64."""
+    def prefers(c: int, h: int, k: int, kernel: int = 3, stride: int = 1, dtype: type = np.float32) -> bool:
+        x, w = np.zeros((1, c, h, h), dtype), np.zeros((k, c, kernel, kernel), dtype)
+        pad = (kernel // 2,) * 2 if kernel == 3 else (0, 0)
+        return DirectConv2d.prefers(x, w, None, stride=(stride,) * 2, padding=(pad, pad), dilation=(1, 1), groups=1)
+
+    assert all([prefers(16, 32, 16), prefers(16, 32, 32, stride=2), prefers(32, 16, 32), prefers(32, 16, 64, stride=2),
+                prefers(64, 32, 64), prefers(6, 14, 16, kernel=5)])
+    assert not any([prefers(64, 8, 64), prefers(16, 32, 32, kernel=1, stride=2), prefers(128, 16, 128),
+                    prefers(16, 32, 16, dtype=np.float64), prefers(3, 32, 16), prefers(16, 64, 16)])
