@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 import convolve as cv
 from convolve.autograd import Context
-from convolve.engines.direct_conv import DirectConv2d
+from convolve.engines.compiled.direct_conv import DirectConv2d
 from convolve.engines.gemm_nhwc import GemmConv2d
 from convolve.engines.policy import policy
 from convolve.nn.functional import conv_output_size

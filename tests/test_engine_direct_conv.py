@@ -13,7 +13,7 @@ import torch.nn.functional as TF
 
 import convolve as cv
 import convolve.nn.functional as F
-from convolve.engines.direct_conv import DirectConv2d
+from convolve.engines.compiled.direct_conv import DirectConv2d
 from convolve.engines.policy import policy
 from tests import engine_helpers
 from tests.oracle import compare_with_torch
@@ -27,7 +27,7 @@ rng = np.random.default_rng(12)
 @pytest.fixture
 def direct() -> Iterator[None]:
     """Every call the direct kernel supports runs on it (the rest on the reference)."""
-    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    policy.register(ENGINE, ["convolve.engines.compiled.direct_conv:DirectConv2d"], forced=True)
     with cv.use_engine(ENGINE):
         yield
 
@@ -63,7 +63,7 @@ def _run(engine: str, geom: dict, arrays: list, dtype: np.dtype) -> list[np.ndar
 @pytest.mark.parametrize("seed", range(24))
 def test_equals_reference_on_random_shapes(seed: int, dtype: np.dtype) -> None:
     geom, arrays = _case(seed)
-    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    policy.register(ENGINE, ["convolve.engines.compiled.direct_conv:DirectConv2d"], forced=True)
     got, want = _run(ENGINE, geom, arrays, dtype), _run("reference", geom, arrays, dtype)
     engine_helpers.assert_engine_equals_reference(got, want, dtype)
 
@@ -75,7 +75,7 @@ def test_equals_reference_on_resnet_and_lenet_layers(layer: tuple[int, int, int,
     kernel, padding = (5, 0) if c == 6 else (3, 1)
     arrays = [rng.standard_normal((3, c, h, h)), rng.standard_normal((k, c, kernel, kernel)), rng.standard_normal(k)]
     geom = {"stride": stride, "pads": ((padding,) * 2,) * 2}
-    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    policy.register(ENGINE, ["convolve.engines.compiled.direct_conv:DirectConv2d"], forced=True)
     got, want = _run(ENGINE, geom, arrays, dtype), _run("reference", geom, arrays, dtype)
     engine_helpers.assert_engine_equals_reference(got, want, dtype)
 
@@ -107,7 +107,7 @@ def test_two_threads_equal_reference_and_are_reproducible(stride: int) -> None:
     """40 images: 14 chunks over 2 threads; dW (per-thread sums added in a fixed order) is bit-identical run to run."""
     x, w = rng.standard_normal((40, 16, 8, 8)), rng.standard_normal((32, 16, 3, 3))
     geom = {"stride": stride, "pads": ((1, 1), (1, 1))}
-    policy.register(ENGINE, ["convolve.engines.direct_conv:DirectConv2d"], forced=True)
+    policy.register(ENGINE, ["convolve.engines.compiled.direct_conv:DirectConv2d"], forced=True)
     cv.set_num_threads(2)
     try:
         first = _run(ENGINE, geom, [x, w, None], np.float32)
@@ -134,17 +134,17 @@ def test_nan_and_inf_propagate_like_the_reference(direct: None) -> None:
 def test_not_supported_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from convolve.engines import direct_conv
+    from convolve.engines import compiled
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
-    monkeypatch.setattr(direct_conv, "_numba_found", None)  # looked up again, through the patched find_spec
+    monkeypatch.setattr(compiled, "_installed", None)  # looked up again, through the patched find_spec
     x, w = np.zeros((1, 16, 8, 8), np.float32), np.zeros((16, 16, 3, 3), np.float32)
     assert not DirectConv2d.supports(x, w, None, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
 
 
 def test_numba_is_not_imported_with_convolve() -> None:
-    code = ("import sys, convolve, convolve.engines.direct_conv; "
+    code = ("import sys, convolve, convolve.engines.compiled.direct_conv; "
             "assert 'numba' not in sys.modules, 'numba imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

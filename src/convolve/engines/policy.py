@@ -112,7 +112,10 @@ COMPILED_KERNELS: tuple[str, ...] = (
     "convolve.engines.compiled.kernels:CompiledMaxPool2d",
     "convolve.engines.compiled.kernels:CompiledAvgPool2d",
 )
-FAST_KERNELS: tuple[str, ...] = COMPILED_KERNELS + NUMPY_KERNELS
+# The direct convolution goes after the depthwise kernel and before the few-channel one (which would take LeNet's
+# C3): its `prefers` takes the 16-64-channel 3x3 layers and C3, and leaves 1x1 and wide layers to the NumPy ones.
+DIRECT_CONV = "convolve.engines.compiled.direct_conv:DirectConv2d"
+FAST_KERNELS: tuple[str, ...] = (*COMPILED_KERNELS, NUMPY_KERNELS[0], DIRECT_CONV, *NUMPY_KERNELS[1:])
 
 policy = EnginePolicy(default="fast")
 policy.register("reference", ())

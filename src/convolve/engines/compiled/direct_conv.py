@@ -28,13 +28,13 @@ kernel only, never at `import convolve`; without Numba `supports()` is False.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from convolve.engines import compiled
 from convolve.engines.kernel import NCHWConv2d
 from convolve.engines.workspace import run_chunks
 from convolve.nn.functional.geometry import Pads, Pair
@@ -47,7 +47,6 @@ P_DW = 4  # input channels per weight-gradient block
 DW_TILE_PIXELS = 64  # output pixels per weight-gradient tile (measured: 64 > 128 > whole image on VGG 64x32x32)
 CHUNKS = 16  # batch chunks per call (threads take chunks t, t + T, ...)
 
-_numba_found: bool | None = None  # find_spec costs ~0.1 ms before Numba is imported: looked up once
 _lock = threading.Lock()
 _jit: SimpleNamespace | None = None
 _ready: set[str] = set()  # dtypes compiled in this process
@@ -196,13 +195,6 @@ def _compile() -> SimpleNamespace:
         space[name] = njit(**flags)(space["_gen" + name])
     space["_to_channels_last"] = njit(**flags)(_channels_last_copy)
     return SimpleNamespace(fwd_chunk=njit(**flags)(_fwd_chunk), dw_chunk=njit(**flags)(_dw_chunk))
-
-
-def _has_numba() -> bool:
-    global _numba_found
-    if _numba_found is None:
-        _numba_found = importlib.util.find_spec("numba") is not None
-    return _numba_found
 
 
 def _kernels(dtype: np.dtype) -> SimpleNamespace:
@@ -357,7 +349,8 @@ class DirectConv2d(NCHWConv2d):
         kernel = tuple(weight.shape[2:])
         return (groups == 1 and dilation == (1, 1) and stride[0] == stride[1] and len(kernel) == 2
                 and x.dtype in (np.float32, np.float64) and weight.dtype == x.dtype
-                and all(0 <= lo < kk and 0 <= hi < kk for (lo, hi), kk in zip(padding, kernel)) and _has_numba())
+                and all(0 <= lo < kk and 0 <= hi < kk for (lo, hi), kk in zip(padding, kernel))
+                and compiled.available())
 
     @staticmethod
     def prefers(x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair,  # type: ignore[override]
