@@ -172,13 +172,19 @@ SPLIT_MIN_BYTES = 1 << 19
 
 def batch_chunks(n: int, bytes_per_item: int, budget: int | None = None) -> list[slice]:
     """Slices of the batch such that each chunk's working set stays under `budget` bytes (COLS_BUDGET_BYTES),
-    and, when threads are on, enough chunks for every thread (each at least SPLIT_MIN_BYTES)."""
+    and, when threads are on, enough chunks for every thread (each at least SPLIT_MIN_BYTES), their number a
+    multiple of the thread count where the batch allows (5 chunks on 2 threads would leave one idle for a fifth)."""
     budget = COLS_BUDGET_BYTES if budget is None else budget
     item = max(1, bytes_per_item)
     step = max(1, budget // item)
-    wanted = get_num_threads() * MIN_CHUNKS_PER_THREAD
+    threads = get_num_threads()
+    wanted = threads * MIN_CHUNKS_PER_THREAD
     if wanted > MIN_CHUNKS_PER_THREAD and -(-n // step) < wanted:
         step = min(step, max(-(-n // wanted), -(-SPLIT_MIN_BYTES // item)))
+    count = -(-n // step)
+    if threads > 1 and count > 1 and count % threads:
+        balanced = -(-count // threads) * threads  # the next multiple of the thread count
+        step = max(1, -(-n // balanced))
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 

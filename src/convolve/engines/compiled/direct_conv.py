@@ -45,7 +45,7 @@ KB = 16  # output channels per register block (two 8-float AVX2 vectors)
 P_FWD = 4  # output pixels per forward block (2*P accumulators + 2 filter vectors + 1 broadcast <= 16 registers)
 P_DW = 4  # input channels per weight-gradient block
 DW_TILE_PIXELS = 64  # output pixels per weight-gradient tile (measured: 64 > 128 > whole image on VGG 64x32x32)
-CHUNKS = 16  # batch chunks per call (threads take chunks t, t + T, ...)
+CHUNKS = 16  # batch chunks per call (dW: thread t takes chunks t, t + T, ...; forward and dX: first come)
 
 _lock = threading.Lock()
 _jit: SimpleNamespace | None = None
@@ -270,8 +270,9 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: in
                       ws.tmp)
 
     kp = _padded_k(k)
-    run_chunks(task, _chunks(n), lambda: SimpleNamespace(
-        xp=np.zeros((hp, wp, c), x.dtype), y=np.zeros(oh * ow * kp, x.dtype), tmp=np.zeros(KB, x.dtype)))
+    run_chunks(task, _chunks(n), lambda: SimpleNamespace(  # disjoint outputs: any free thread takes the next chunk
+        xp=np.zeros((hp, wp, c), x.dtype), y=np.zeros(oh * ow * kp, x.dtype), tmp=np.zeros(KB, x.dtype)),
+        first_come=True)
 
 
 def direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
