@@ -6,8 +6,9 @@
 For each layer it times, in one process, alternating the variants within each repeat (min over repeats, wall
 time, single-threaded: `threadpool_limits(1)` and `convolve.set_num_threads(1)`):
   * fwd: the forward pass; dx: the input gradient only; dw: the weight gradient only (bias gradient excluded);
-  * gemm: `GemmConv2d`; fast: the kernel the "fast" engine picks for the layer without DirectConv2d (named in
-    the last column: GemmConv2d, or SmallConv2d for the 1x1 and few-channel layers); direct: `DirectConv2d`;
+  * gemm: `GemmConv2d`; numpy: the kernel the "numpy" engine (the "fast" one without its compiled kernels)
+    picks (named in the last column: GemmConv2d, Winograd for 128 channels, or SmallConv2d for the 1x1 and
+    few-channel layers); direct: `DirectConv2d`;
     all through their Function's forward/backward with a Context, so the same code as training;
   * torch: `torch.nn.functional.conv2d` forward and `torch.ops.aten.convolution_backward` with one output mask
     per pass, NCHW and channels_last.
@@ -123,10 +124,10 @@ def main() -> None:
     _convolve_passes(DirectConv2d, probe, *(rng.standard_normal(s, dtype=np.float32) for s in
                                             ((1, 2, 5, 5), (3, 2, 3, 3), (1, 3, 5, 5))))
     print(f"{time.perf_counter() - t0:.2f} s\n")
-    names = ["gemm", "fast", "direct", "torch", "torch_cl"]
+    names = ["gemm", "numpy", "direct", "torch", "torch_cl"]
     header = " ".join(f"{n + ' ms':>10s} {'GF/s':>5s}" for n in names)
-    print(f"{'layer (batch 128, 1 thread)':28s} {'pass':4s} {header} {'gemm/direct':>11s} {'fast/direct':>11s}"
-          "  fast kernel")
+    print(f"{'layer (batch 128, 1 thread)':28s} {'pass':4s} {header} {'gemm/direct':>11s} {'numpy/direct':>12s}"
+          "  numpy kernel")
     with threadpool_limits(limits=1):
         for layer in LAYERS:
             if args.only not in layer.name:
@@ -134,10 +135,10 @@ def main() -> None:
             x = rng.standard_normal((BATCH, layer.c, layer.h, layer.h), dtype=np.float32)
             w = rng.standard_normal((layer.k, layer.c, layer.kernel, layer.kernel), dtype=np.float32)
             g = rng.standard_normal((BATCH, layer.k, layer.out_hw, layer.out_hw), dtype=np.float32)
-            with cv.use_engine("fast"):
-                fast = policy.select(Conv2dFunction, x, w, None, **_geometry(layer))
+            with cv.use_engine("numpy"):
+                numpy_kernel = policy.select(Conv2dFunction, x, w, None, **_geometry(layer))
             variants = {"gemm": _convolve_passes(GemmConv2d, layer, x, w, g),
-                        "fast": _convolve_passes(fast, layer, x, w, g),
+                        "numpy": _convolve_passes(numpy_kernel, layer, x, w, g),
                         "direct": _convolve_passes(DirectConv2d, layer, x, w, g),
                         "torch": _torch_passes(layer, x, w, g, False), "torch_cl": _torch_passes(layer, x, w, g, True)}
             for pass_ in ("fwd", "dx", "dw"):
@@ -151,7 +152,7 @@ def main() -> None:
                         best[name] = min(best[name], time.perf_counter() - t0)
                 cells = " ".join(f"{best[n] * 1e3:10.2f} {layer.flops / best[n] / 1e9:5.0f}" for n in names)
                 print(f"{layer.name:28s} {pass_:4s} {cells} {best['gemm'] / best['direct']:11.2f} "
-                      f"{best['fast'] / best['direct']:11.2f}  {fast.__name__}", flush=True)
+                      f"{best['numpy'] / best['direct']:12.2f}  {numpy_kernel.__name__}", flush=True)
 
 
 if __name__ == "__main__":
