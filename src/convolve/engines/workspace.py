@@ -12,8 +12,9 @@ loaded machine (benchmarks/RESULTS.md). NumPy releases the GIL inside GEMMs, cop
 
 The OpenBLAS thread count is read and set through `ctypes` on the library NumPy loaded (found in
 /proc/self/maps; a few microseconds per call, unlike threadpoolctl's ~0.7 ms context manager). When it cannot
-be found (another BLAS, another OS), everything runs on the calling thread. Chunks are assigned to threads
-statically (thread t takes chunks t, t + T, ...), so results are bit-reproducible for a given thread count.
+be found (another BLAS, another OS), everything runs on the calling thread. Chunks whose results are summed
+(weight gradients) are assigned to threads statically (thread t takes chunks t, t + T, ...), so results are
+bit-reproducible for a given thread count; chunks with disjoint outputs go to whichever thread is free.
 """
 
 from __future__ import annotations
