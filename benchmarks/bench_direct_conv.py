@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gemm_floor import BATCH, Layer  # benchmarks/gemm_floor.py, beside this script: the same layer records
 from threadpoolctl import threadpool_limits
 
 import convolve as cv
@@ -32,29 +32,12 @@ from convolve.autograd import Context
 from convolve.engines.compiled.direct_conv import DirectConv2d
 from convolve.engines.gemm_nhwc import GemmConv2d
 from convolve.engines.policy import policy
-from convolve.nn.functional import conv_output_size
 from convolve.nn.functional.conv import Conv2dFunction
 
-BATCH = 128
 
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    c: int
-    h: int
-    k: int
-    kernel: int = 3
-    stride: int = 1
-    padding: int = 1
-
-    @property
-    def out_hw(self) -> int:
-        return conv_output_size(self.h, self.kernel, self.stride, self.padding)
-
-    @property
-    def flops(self) -> float:
-        return 2.0 * BATCH * self.k * self.c * self.kernel**2 * self.out_hw**2
+def flops(layer: Layer) -> float:
+    """FLOPs of one pass of `layer` over the batch (2 x multiply-adds)."""
+    return 2.0 * BATCH * layer.k * layer.c * layer.kernel**2 * layer.out_hw**2
 
 
 LAYERS = [
@@ -150,7 +133,7 @@ def main() -> None:
                         t0 = time.perf_counter()
                         variants[name][pass_]()
                         best[name] = min(best[name], time.perf_counter() - t0)
-                cells = " ".join(f"{best[n] * 1e3:10.2f} {layer.flops / best[n] / 1e9:5.0f}" for n in names)
+                cells = " ".join(f"{best[n] * 1e3:10.2f} {flops(layer) / best[n] / 1e9:5.0f}" for n in names)
                 print(f"{layer.name:28s} {pass_:4s} {cells} {best['gemm'] / best['direct']:11.2f} "
                       f"{best['numpy'] / best['direct']:12.2f}  {numpy_kernel.__name__}", flush=True)
 

@@ -91,6 +91,19 @@ def test_small_tensors_stay_on_the_reference(monkeypatch: pytest.MonkeyPatch) ->
         assert _compiled(policy.select(ReLUFunction, cv.tensor(np.ones(1001, np.float32))))
 
 
+def test_compiled_col2im_follows_the_engine() -> None:
+    """The NumPy conv kernels add their columns with the compiled loop only under an engine that lists compiled
+    kernels: "fast" does, "numpy" and "reference" do not."""
+    dx = np.zeros((2, 4, 4, 3), np.float32)
+    with cv.use_engine("fast"):
+        assert compiled.col2im_loop("nhwc", dx) is compiled.compiled_loops().col2im_nhwc_add
+        assert compiled.col2im_loop("nchw", dx) is compiled.compiled_loops().col2im_nchw_add
+        assert compiled.col2im_loop("nhwc", dx.astype(np.float16)) is None
+    for name in ("numpy", "reference"):
+        with cv.use_engine(name):
+            assert compiled.col2im_loop("nhwc", dx) is None
+
+
 @pytest.mark.parametrize("shape", [(3, 4, 5, 6), (1, 7), (2, 3, 64, 64)])
 def test_relu_and_tanh_kernels_equal_reference_exactly(dtype: type, shape: tuple[int, ...]) -> None:
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve.engines.policy import get_engine
+from convolve.engines.policy import policy
 from convolve.engines.workspace import run_chunks
 
 __all__ = ["MIN_ELEMENTS", "RANGE_BYTES", "available", "col2im_loop", "compiled_loops", "pays_for", "run_ranges"]
@@ -39,18 +39,25 @@ def available() -> bool:
     return _installed
 
 
+def _takes(a: np.ndarray) -> bool:
+    """Whether a compiled loop should take array `a`: over MIN_ELEMENTS float32/float64 values, Numba installed,
+    and the active engine one with compiled kernels ("fast", not "numpy" or "reference")."""
+    return a.size > MIN_ELEMENTS and a.dtype in (np.float32, np.float64) and _engine_compiles() and available()
+
+
+def _engine_compiles() -> bool:
+    """Whether the active engine lists a kernel of this package (derived from the policy, not from its name)."""
+    return any(kernel.__module__.startswith(__name__) for kernel in policy.kernels())
+
+
 def pays_for(*arrays: Any) -> bool:
-    """Whether a compiled loop should take these arrays (or Tensors): Numba installed, the "fast" engine active,
-    the first array over MIN_ELEMENTS values, and all of them float32/float64 and C-contiguous with one dtype."""
+    """Whether a compiled kernel should take these arrays (or Tensors, None skipped): the first one `_takes`, and
+    all of them C-contiguous with its dtype."""
     data = [getattr(a, "data", a) for a in arrays if a is not None]
     if not data or not all(isinstance(a, np.ndarray) for a in data):
         return False
     first = data[0]
-    if first.size <= MIN_ELEMENTS or first.dtype not in (np.float32, np.float64):
-        return False
-    if not all(a.dtype == first.dtype and a.flags.c_contiguous for a in data):
-        return False
-    return get_engine() != "numpy" and available()
+    return all(a.dtype == first.dtype and a.flags.c_contiguous for a in data) and _takes(first)
 
 
 def compiled_loops() -> ModuleType:
@@ -61,10 +68,9 @@ def compiled_loops() -> ModuleType:
 
 
 def col2im_loop(layout: str, dx: np.ndarray | None) -> Callable[..., None] | None:
-    """The compiled col2im adder ("nhwc" or "nchw") for an input gradient `dx`, or None when NumPy should add."""
-    if dx is None or not (dx.size > MIN_ELEMENTS and dx.dtype in (np.float32, np.float64)):
-        return None
-    if get_engine() == "numpy" or not available():
+    """The compiled col2im adder ("nhwc" or "nchw") for an input gradient `dx` (any strides), or None when NumPy
+    should add."""
+    if dx is None or not _takes(dx):
         return None
     loops = compiled_loops()
     return loops.col2im_nhwc_add if layout == "nhwc" else loops.col2im_nchw_add

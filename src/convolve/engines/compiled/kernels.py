@@ -8,6 +8,7 @@ float64 (as PyTorch), so it differs from the reference's float32 sums by roundin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,16 @@ from convolve.nn.functional.norm import BatchNormFunction, update_running_stats
 from convolve.nn.functional.pool import AvgPool2dFunction, MaxPool2dFunction
 
 __all__ = ["CompiledAvgPool2d", "CompiledBatchNorm", "CompiledMaxPool2d", "CompiledReLU", "CompiledTanh"]
+
+
+def _from_output(loop: Callable[..., None], out: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """The input gradient of an activation whose derivative is a function of its output: loop(grad, out, gx, a, b)
+    fills gx over flat ranges [a, b) on the threads."""
+    g = np.ascontiguousarray(grad, dtype=out.dtype).reshape(-1)
+    gx = np.empty(out.shape, out.dtype)
+    flat_out, flat_gx = out.reshape(-1), gx.reshape(-1)
+    run_ranges(lambda a, b: loop(g, flat_out, flat_gx, a, b), g.size, g.itemsize)
+    return gx
 
 
 class CompiledReLU(Kernel, ReLUFunction):
@@ -40,13 +51,7 @@ class CompiledReLU(Kernel, ReLUFunction):
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        loops = compiled_loops()
-        (out,) = ctx.saved
-        g = np.ascontiguousarray(grad, dtype=out.dtype).reshape(-1)
-        gx = np.empty(out.shape, out.dtype)
-        flat_out, flat_gx = out.reshape(-1), gx.reshape(-1)
-        run_ranges(lambda a, b: loops.relu_backward(g, flat_out, flat_gx, a, b), g.size, g.itemsize)
-        return (gx,)
+        return (_from_output(compiled_loops().relu_backward, ctx.saved[0], grad),)
 
 
 class CompiledTanh(Kernel, TanhFunction):
@@ -67,13 +72,7 @@ class CompiledTanh(Kernel, TanhFunction):
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        loops = compiled_loops()
-        (out,) = ctx.saved
-        g = np.ascontiguousarray(grad, dtype=out.dtype).reshape(-1)
-        gx = np.empty(out.shape, out.dtype)
-        flat_out, flat_gx = out.reshape(-1), gx.reshape(-1)
-        run_ranges(lambda a, b: loops.tanh_backward(g, flat_out, flat_gx, a, b), g.size, g.itemsize)
-        return (gx,)
+        return (_from_output(compiled_loops().tanh_backward, ctx.saved[0], grad),)
 
 
 class CompiledBatchNorm(Kernel, BatchNormFunction):
