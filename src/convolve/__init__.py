@@ -38,6 +38,7 @@ from convolve._tensor_methods import topk_fn as topk
 from convolve.autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from convolve.backend import get_default_dtype, set_default_dtype
 from convolve.device import device
+from convolve.engines import allocator as _allocator
 from convolve.engines import get_engine, use_engine
 from convolve.engines.workspace import get_num_threads, set_num_threads
 from convolve.factory import (
@@ -97,6 +98,8 @@ int64 = long = "int64"
 bool = "bool"
 
 __version__ = "0.1.0"
+
+_allocator.apply_default()  # glibc: freed activations stay in the process for the next step (engines/allocator.py)
 
 
 def __getattr__(name: str) -> object:
