@@ -115,7 +115,8 @@ COMPILED_KERNELS: tuple[str, ...] = (
 # The direct convolution goes after the depthwise kernel and before the few-channel one (which would take LeNet's
 # C3): its `prefers` takes the 16-64-channel 3x3 layers and C3, and leaves 1x1 and wide layers to the NumPy ones.
 DIRECT_CONV = "convolve.engines.compiled.direct_conv:DirectConv2d"
-FAST_KERNELS: tuple[str, ...] = (*COMPILED_KERNELS, NUMPY_KERNELS[0], DIRECT_CONV, *NUMPY_KERNELS[1:])
+ROW_CONV = "convolve.engines.compiled.row_conv:RowConv2d"
+FAST_KERNELS: tuple[str, ...] = (*COMPILED_KERNELS, NUMPY_KERNELS[0], DIRECT_CONV, ROW_CONV, *NUMPY_KERNELS[1:])
 
 policy = EnginePolicy(default="fast")
 policy.register("reference", ())

@@ -19,7 +19,8 @@ import numpy as np
 from convolve.engines.policy import policy
 from convolve.engines.workspace import run_chunks
 
-__all__ = ["MIN_ELEMENTS", "RANGE_BYTES", "available", "col2im_loop", "compiled_loops", "pays_for", "run_ranges"]
+__all__ = ["MIN_ELEMENTS", "RANGE_BYTES", "available", "col2im_loop", "compiled_loops", "pays_for", "pays_for_values",
+           "run_ranges"]
 
 # Arrays of at most this many values (512 KB of float32) stay on NumPy: a compiled loop saves passes over
 # memory, which is little on a small array, and a small model then never pays Numba's import. LeNet-5 C3's input
@@ -42,7 +43,12 @@ def available() -> bool:
 def _takes(a: np.ndarray) -> bool:
     """Whether a compiled loop should take array `a`: over MIN_ELEMENTS float32/float64 values, Numba installed,
     and the active engine one with compiled kernels ("fast", not "numpy" or "reference")."""
-    return a.size > MIN_ELEMENTS and a.dtype in (np.float32, np.float64) and _engine_compiles() and available()
+    return pays_for_values(a.size, a.dtype)
+
+
+def pays_for_values(size: int, dtype: Any) -> bool:
+    """Whether a compiled loop should handle `size` values of `dtype` (see `_takes`)."""
+    return size > MIN_ELEMENTS and dtype in (np.float32, np.float64) and _engine_compiles() and available()
 
 
 def _engine_compiles() -> bool:

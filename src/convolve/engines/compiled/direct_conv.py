@@ -36,6 +36,7 @@ import numpy as np
 
 from convolve.engines import compiled
 from convolve.engines.kernel import NCHWConv2d
+from convolve.engines.small_nchw import small_backward
 from convolve.engines.workspace import run_chunks
 from convolve.nn.functional.geometry import Pads, Pair
 
@@ -334,10 +335,18 @@ def _input_grad(grad: np.ndarray, weight: np.ndarray, stride: int, padding: Pads
             _conv(src, np.ascontiguousarray(taps), None, 1, (max(0, pad_y), max(0, pad_x)), target)
 
 
+# The input gradient of a layer with at most this many input channels (LeNet-5's C3: 6) goes to the few-channel
+# NumPy kernel: as a direct convolution it would fill only C of the 16 lanes of each block (measured on C3,
+# batch 128, 1 thread: 2.6 ms there vs 5.7 ms here).
+FEW_INPUT_CHANNELS = 8
+
+
 def direct_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
                     padding: Pads, dx: np.ndarray | None, need_w: bool) -> np.ndarray | None:
     """Fill dx (N, C, H, W) if given; return dW (K, C, kh, kw) if `need_w`."""
-    if dx is not None:
+    if dx is not None and weight.shape[1] <= FEW_INPUT_CHANNELS:
+        small_backward(x, grad, weight, stride, dilation, padding, dx, need_w=False)
+    elif dx is not None:
         _input_grad(grad, weight, stride[0], padding, dx)
     return direct_weight_grad(x, grad, weight.shape, stride[0], padding) if need_w else None
 
