@@ -92,10 +92,14 @@ def _resolve(kernel: str | type) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-# The tuned NumPy kernels, in selection order: the depthwise, few-channel/1x1 and Winograd kernels take the
-# layers they were measured faster on, the channels-last GEMM every other convolution (benchmarks/RESULTS.md).
+# The tuned NumPy kernels, in selection order: the depthwise, whole-window (1x1 output: one GEMM), few-channel/1x1
+# and Winograd kernels take the layers they were measured faster on, the channels-last GEMM every other
+# convolution (benchmarks/RESULTS.md).
+DEPTHWISE_CONV = "convolve.engines.depthwise:DepthwiseConv2d"
+WHOLE_WINDOW_CONV = "convolve.engines.whole_window:WholeWindowConv2d"
 NUMPY_KERNELS: tuple[str, ...] = (
-    "convolve.engines.depthwise:DepthwiseConv2d",
+    DEPTHWISE_CONV,
+    WHOLE_WINDOW_CONV,
     "convolve.engines.small_nchw:SmallConv2d",
     "convolve.engines.winograd:WinogradConv2d",
     "convolve.engines.gemm_nhwc:GemmConv2d",
@@ -112,11 +116,13 @@ COMPILED_KERNELS: tuple[str, ...] = (
     "convolve.engines.compiled.kernels:CompiledMaxPool2d",
     "convolve.engines.compiled.kernels:CompiledAvgPool2d",
 )
-# The direct convolution goes after the depthwise kernel and before the few-channel one (which would take LeNet's
-# C3): its `prefers` takes the 16-64-channel 3x3 layers and C3, and leaves 1x1 and wide layers to the NumPy ones.
+# The compiled convolutions go after the depthwise and whole-window kernels and before the few-channel one (which
+# would take LeNet's C1 and C3): the direct kernel's `prefers` takes the 16-64-channel 3x3 layers and C3, the row
+# kernel's the layers with very few channels (C1), and both leave 1x1 and wide layers to the NumPy ones.
 DIRECT_CONV = "convolve.engines.compiled.direct_conv:DirectConv2d"
 ROW_CONV = "convolve.engines.compiled.row_conv:RowConv2d"
-FAST_KERNELS: tuple[str, ...] = (*COMPILED_KERNELS, NUMPY_KERNELS[0], DIRECT_CONV, ROW_CONV, *NUMPY_KERNELS[1:])
+FAST_KERNELS: tuple[str, ...] = (*COMPILED_KERNELS, DEPTHWISE_CONV, WHOLE_WINDOW_CONV, DIRECT_CONV, ROW_CONV,
+                                 *NUMPY_KERNELS[2:])
 
 policy = EnginePolicy(default="fast")
 policy.register("reference", ())

@@ -160,16 +160,23 @@ def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp):
     K, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     Hp, Wp = xp.shape[0], xp.shape[1]
     flat = xp.reshape(Hp * Wp * C)
+    u = np.uint64
+    uow, ukp = u(ow), u(Kp)
     for b in range(n):
         _to_channels_last(x[b], flat, top, left, Wp, C)
         _fwd_image(flat, w, y, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp)
         for k in range(K):  # y (oh*ow, Kp) -> out (K, oh, ow), + bias
+            plane = out[b, k]
+            bk = bias[k] if has_bias else y[0] * 0
             for yy in range(oh):
-                for xx in range(ow):
-                    v = y[(yy * ow + xx) * Kp + k]
-                    if has_bias:
-                        v += bias[k]
-                    out[b, k, yy, xx] = v
+                row = plane[yy]
+                src = y[u(yy * ow * Kp + k):]
+                if has_bias:
+                    for xx in range(uow):
+                        row[xx] = src[xx * ukp] + bk
+                else:
+                    for xx in range(uow):
+                        row[xx] = src[xx * ukp]
 
 
 def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, rows, xp, g, tmp):  # pragma: no cover - compiled
