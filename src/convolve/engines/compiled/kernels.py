@@ -2,8 +2,9 @@
 
 Each class says which calls it `supports` (float32/float64, C-contiguous, over MIN_ELEMENTS values: `pays_for`)
 and computes what the reference computes in fewer passes over memory, on convolve's threads in ranges of ~512 KB
-(`run_ranges`). ReLU, tanh, the pools and col2im give the reference's result to the bit; batch norm sums in
-float64 (as PyTorch), so it differs from the reference's float32 sums by rounding only.
+(`run_ranges`). ReLU, float64 tanh, the pools and col2im give the reference's result to the bit; float32 tanh is
+within 1 ulp of the correctly rounded value; batch norm sums in float64 (as PyTorch), so it differs from the
+reference's float32 sums by rounding only.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class CompiledReLU(Kernel, ReLUFunction):
 
 
 class CompiledTanh(Kernel, TanhFunction):
-    """tanh: NumPy's vectorised tanh (the reference's ufunc, so the same bits) over ranges on the threads;
-    backward grad * (1 - t^2) fused in one compiled pass."""
+    """tanh over ranges on the threads: float32 a compiled rational approximation (within 1 ulp of the correctly
+    rounded value, `loops.tanh_forward_f32`; 2.5x faster than NumPy's scalar float32 tanh), float64 NumPy's tanh
+    (the reference's ufunc, so the same bits); backward grad * (1 - t^2) fused in one compiled pass."""
 
     @staticmethod
     def supports(x: Any) -> bool:
@@ -66,7 +68,11 @@ class CompiledTanh(Kernel, TanhFunction):
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
         flat_x, flat_out = x.reshape(-1), out.reshape(-1)
-        run_ranges(lambda a, b: np.tanh(flat_x[a:b], out=flat_out[a:b]), flat_x.size, x.itemsize)  # no GIL held
+        if x.dtype == np.float32:
+            loop = compiled_loops().tanh_forward_f32
+            run_ranges(lambda a, b: loop(flat_x, flat_out, a, b), flat_x.size, x.itemsize)
+        else:
+            run_ranges(lambda a, b: np.tanh(flat_x[a:b], out=flat_out[a:b]), flat_x.size, x.itemsize)  # no GIL held
         ctx.save_for_backward(out)
         return out
 
