@@ -11,7 +11,9 @@ to a multiple of 16 in the filter layout (zero filters, never stored).
 Backward: the stride-1 input gradient is the same kernel on dY with the spatially flipped, in/out-swapped filters
 (padding kh-1-top, ...). With stride s it splits into s*s phases: the input pixels (s*a + ry - top, s*b + rx - left)
 get the stride-1 correlation of dY with the flipped taps w[:, :, ry::s, rx::s] (2x2, 2x1, 1x2, 1x1 for a 3x3
-kernel at stride 2), written straight into the strided view of dx (no col2im, no zero-inserted dY).
+kernel at stride 2), written straight into the strided view of dx (no col2im, no zero-inserted dY). A layer with
+at most FEW_INPUT_CHANNELS input channels (LeNet's C3) leaves its input gradient to the few-channel NumPy kernel:
+it would fill only C of the 16 lanes here.
 The weight gradient is accumulated per image
 and per tile of output rows as blocks of P = 4 input channels x 16 output channels (x channels-last, dY transposed
 to (oh*ow, Kp) per image), summed per thread, the threads' sums added in a fixed order (bit-reproducible for a
@@ -381,7 +383,8 @@ class DirectConv2d(NCHWConv2d):
           32x16x16->32      14.3 / 14.4 / 15.4 ->  9.3 / 11.2 /  9.0   (1.2-1.7x)
           32x16x16->64 /2    6.3 / 10.7 /  5.5 ->  5.9 /  6.7 /  5.5   (1.0-1.6x)
           VGG 64x32x32->64   218 /  215 /  221 ->  178 /  160 /  158   (1.2-1.5x)
-          LeNet C3 6->16 5x5 (SmallConv2d) 2.8 / 8.4 / 4.1 -> 1.4 / 6.7 / 2.3   (1.2-2.0x)
+          LeNet C3 6->16 5x5 (SmallConv2d) 2.8 / 8.4 / 4.1 -> 1.4 / 6.7 / 2.3   (1.2-2.0x; dx now stays on
+                                           SmallConv2d: FEW_INPUT_CHANNELS)
         Not preferred: 64x8x8->64 (11.7 / 10.7 / 11.1 -> 10.8 / 12.4 / 9.1: even, 0.86-1.22x per pass over the runs;
         the ResNet-20 step was the same with or without it), 1x1 layers (SmallConv2d: 0.7-1.3x), 128 channels
         (Winograd: 0.52-0.68x), float64 (16 doubles per block spill; not measured), channel counts that are not

@@ -164,6 +164,11 @@ class RowConv2d(NCHWConv2d):
     @staticmethod
     def prefers(x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair,  # type: ignore[override]
                 groups: int) -> bool:
+        """Layers with C*K <= 8 over more than MIN_ELEMENTS output values (small jobs keep Numba unloaded).
+
+        Measured on LeNet-5's C1 (1 -> 6, 5x5, 32x32, batch 128, 1 thread, min of 30): forward 1.25-1.78 ms here vs
+        2.2-2.9 ms for the few-channel NumPy kernel; the LeNet-5 training step 1-1.3 ms faster at 1 thread.
+        """
         n, c, h, w = x.shape
         k = weight.shape[0]
         return c * k <= 8 and compiled.pays_for_values(n * k * h * w, x.dtype)
