@@ -132,7 +132,7 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, top_left: 
 
 def row_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
                 padding: Pads, out: np.ndarray) -> None:
-    """Fill the NCHW `out` with conv2d(x, weight) + bias (square stride, dilation 1, groups 1)."""
+    """Fill the NCHW `out` with conv2d(x, weight) + bias (stride 1, dilation 1, groups 1)."""
     _conv(x, weight, bias, (padding[0][0], padding[1][0]), out)
 
 
@@ -150,8 +150,8 @@ def row_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: Pa
 
 
 class RowConv2d(NCHWConv2d):
-    """conv2d as a row-vectorised direct convolution: ungrouped, dilation 1, square stride (1 for the input
-    gradient), zero padding within the kernel."""
+    """conv2d as a row-vectorised direct convolution: ungrouped, stride 1, dilation 1, zero padding within the
+    kernel."""
 
     @staticmethod
     def supports(x: Any, weight: Any, bias: Any, *, stride: Pair, padding: Pads, dilation: Pair, groups: int) -> bool:
