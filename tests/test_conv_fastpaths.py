@@ -209,6 +209,54 @@ def test_small_gemms_outside_the_chunks_run_on_one_blas_thread():
         assert workspace.blas_threads() == 2
 
 
+def test_every_kernel_runs_with_openblas_on_one_thread(monkeypatch):
+    """Each kernel's forward and backward hold OpenBLAS to one thread, and restore the user's setting after.
+
+    An OpenBLAS call spread over its threads leaves them spinning on the cores convolve's chunk threads need
+    (Winograd's filter transforms slowed the VGG step at 2 threads by a quarter); big GEMMs still get threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from convolve.engines import winograd
+
+    if workspace._BLAS is None:
+        pytest.skip("OpenBLAS not found: nothing to hold")
+    seen: list[tuple[int, int, int]] = []
+    transform = winograd._sandwich
+
+    def watched(m: np.ndarray, arr: np.ndarray) -> np.ndarray:
+        with workspace.blas_threads_for(workspace.BLAS_THREADING_MIN_MACS):  # a GEMM that asks for threads
+            granted = workspace.blas_threads()
+        seen.append((workspace.blas_threads(), workspace.get_num_threads(), granted))
+        return transform(m, arr)
+
+    monkeypatch.setattr(winograd, "_sandwich", watched)
+    monkeypatch.setattr(workspace, "_override", None)
+    x = cv.tensor(rng.standard_normal((2, 4, 6, 6)), requires_grad=True)
+    w = cv.tensor(rng.standard_normal((5, 4, 3, 3)), requires_grad=True)
+    with threadpool_limits(limits=2), forced(winograd.WinogradConv2d):
+        F.conv2d(x, w, padding=1).sum().backward()
+        assert workspace.blas_threads() == 2
+    assert len(seen) == 3  # forward, dX and dW transforms
+    assert set(seen) == {(1, 2, 2)}  # held to 1; convolve still uses the user's 2 threads; big GEMMs get 2
+
+
+def test_openblas_holds_nest_and_restore():
+    from threadpoolctl import threadpool_limits
+
+    if workspace._BLAS is None:
+        pytest.skip("OpenBLAS not found: nothing to hold")
+    with threadpool_limits(limits=2):
+        with workspace.one_blas_thread():
+            with workspace.one_blas_thread():
+                assert workspace.blas_threads() == 1
+            assert workspace.blas_threads() == 1
+        assert workspace.blas_threads() == 2
+        with pytest.raises(RuntimeError), workspace.one_blas_thread():
+            raise RuntimeError("restored even on an error")
+        assert workspace.blas_threads() == 2
+
+
 def test_first_come_chunks_each_run_once(monkeypatch):
     monkeypatch.setattr(workspace, "_override", 2)
     seen: list[int] = []

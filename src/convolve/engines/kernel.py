@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from convolve.autograd import Context
+from convolve.engines.workspace import one_blas_thread
 from convolve.nn.functional.conv import Conv2dFunction
 from convolve.nn.functional.geometry import Pads, Pair, padded_output_size
 
 
+def _holding_blas(method: staticmethod | classmethod) -> staticmethod | classmethod:
+    """The same static or class method, run inside `one_blas_thread()`."""
+    func: Callable[..., Any] = method.__func__
+
+    @functools.wraps(func)
+    def held(*args: Any, **kwargs: Any) -> Any:
+        with one_blas_thread():
+            return func(*args, **kwargs)
+
+    return type(method)(held)
+
+
 class Kernel:
-    """Mixin for kernels: by default a kernel supports and prefers every call of its reference op."""
+    """Mixin for kernels: by default a kernel supports and prefers every call of its reference op.
+
+    Every kernel's `forward` and `backward` run with OpenBLAS held to one thread (`workspace.one_blas_thread`):
+    kernels split their work over convolve's threads, and a GEMM that wants OpenBLAS's threads says so.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "backward"):
+            method = cls.__dict__.get(name)
+            if isinstance(method, (staticmethod, classmethod)):
+                setattr(cls, name, _holding_blas(method))
 
     @staticmethod
     def supports(*args: Any, **kwargs: Any) -> bool:

@@ -29,7 +29,7 @@ from typing import TypeVar
 import numpy as np  # also loads the BLAS library whose symbols are looked up below
 
 __all__ = ["COLS_BUDGET_BYTES", "Workspace", "batch_chunks", "blas_threads", "blas_threads_for", "get_num_threads",
-           "pad_into", "run_chunks", "set_num_threads"]
+           "one_blas_thread", "pad_into", "run_chunks", "set_num_threads"]
 
 W = TypeVar("W")
 
@@ -65,11 +65,48 @@ _BLAS = _find_openblas()
 _override: int | None = None  # set_num_threads() value; None follows OpenBLAS's own setting
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
+_hold_lock = threading.Lock()
+_hold_depth = 0  # open one_blas_thread() blocks, over all threads (OpenBLAS's thread count is per process)
+_held_from = 1  # OpenBLAS's thread count when the outermost block opened
 
 
 def blas_threads() -> int:
     """OpenBLAS's current thread count (1 when the library was not found)."""
     return 1 if _BLAS is None else max(1, int(_BLAS[1]()))
+
+
+def _user_blas_threads() -> int:
+    """OpenBLAS's thread count as the user set it: the count before `one_blas_thread` lowered it."""
+    return _held_from if _hold_depth else blas_threads()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Hold OpenBLAS to one thread for the block (every kernel's forward and backward: `engines.kernel.Kernel`).
+
+    The kernels split their work over convolve's own threads. An OpenBLAS call that spreads over OpenBLAS's threads
+    leaves them spinning for a while after it returns, on the cores the chunk threads need: Winograd's small filter
+    transforms did that and slowed the whole VGG step at 2 threads by a quarter (benchmarks/RESULTS.md, run G).
+    A GEMM big enough to pay for OpenBLAS's threads asks for them inside the block with `blas_threads_for`.
+    Blocks nest, also across threads; the outermost restores the user's setting.
+    """
+    global _hold_depth, _held_from
+    if _BLAS is None:
+        yield
+        return
+    with _hold_lock:
+        if _hold_depth == 0:
+            _held_from = blas_threads()
+            if _held_from > 1:
+                _BLAS[0](1)
+        _hold_depth += 1
+    try:
+        yield
+    finally:
+        with _hold_lock:
+            _hold_depth -= 1
+            if _hold_depth == 0 and _held_from > 1:
+                _BLAS[0](_held_from)
 
 
 def set_num_threads(n: int | None) -> None:
@@ -84,7 +121,7 @@ def get_num_threads() -> int:
     """Threads the next chunked convolution will use."""
     if _BLAS is None:
         return 1
-    return _override if _override is not None else blas_threads()
+    return _override if _override is not None else _user_blas_threads()
 
 
 # A GEMM issued outside the chunk threads (linear layers) uses OpenBLAS's own threads only from this many
@@ -96,9 +133,9 @@ BLAS_THREADING_MIN_MACS = 1 << 26
 @contextmanager
 def blas_threads_for(macs: int) -> Iterator[None]:
     """Run the block's GEMM (of `macs` multiply-adds) on one OpenBLAS thread when it is small, else on up to
-    `get_num_threads()`; OpenBLAS's own setting is restored afterwards."""
+    `get_num_threads()` (at most the user's OpenBLAS setting); OpenBLAS's current setting is restored afterwards."""
     previous = blas_threads()
-    wanted = 1 if macs < BLAS_THREADING_MIN_MACS else min(previous, get_num_threads())
+    wanted = 1 if macs < BLAS_THREADING_MIN_MACS else min(_user_blas_threads(), get_num_threads())
     if _BLAS is None or wanted == previous:
         yield
         return
