@@ -80,6 +80,21 @@ def test_equals_reference_on_resnet_and_lenet_layers(layer: tuple[int, int, int,
     engine_helpers.assert_engine_equals_reference(got, want, dtype)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_row_and_plane_layout_copies_give_the_same_bits(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """The layout copies go row by row (few channels) or plane by plane: both move the same values."""
+    from convolve.engines.compiled import direct_conv
+
+    geom, arrays = _case(100 + seed)
+    policy.register(ENGINE, ["convolve.engines.compiled.direct_conv:DirectConv2d"], forced=True)
+    results = []
+    for channels in (0, 1 << 20):  # every image plane by plane, then every image row by row
+        monkeypatch.setattr(direct_conv, "ROW_FIRST_CHANNELS", channels)
+        results.append(_run(ENGINE, geom, arrays, np.float32))
+    for by_plane, by_row in zip(*results):
+        np.testing.assert_array_equal(by_plane, by_row)
+
+
 def test_kernel_takes_the_calls(direct: None) -> None:
     x, w = cv.tensor(rng.standard_normal((2, 16, 8, 8))), cv.tensor(rng.standard_normal((16, 16, 3, 3)))
     geometry = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1), "groups": 1}
