@@ -267,6 +267,27 @@ def test_first_come_chunks_each_run_once(monkeypatch):
     assert sorted(x for ws in spaces for x in ws) == list(range(40))  # each chunk used one thread's workspace
 
 
+def test_sums_over_first_come_chunks_do_not_depend_on_the_threads(monkeypatch):
+    """Each chunk's partial sum is added in chunk order, whichever thread ran it (threads scrambled by sleeps)."""
+    import time
+
+    monkeypatch.setattr(workspace, "_override", 2)
+    values = (rng.standard_normal((40, 7)) * 10.0 ** rng.integers(-6, 6, (40, 1))).astype(np.float32)
+    chunks = [slice(i, i + 2) for i in range(0, 40, 2)]
+    expected = np.zeros(7, np.float32)
+    for chunk in chunks:
+        expected += values[chunk].sum(axis=0)
+    for trial in range(5):
+        delays = np.random.default_rng(trial).uniform(0, 2e-3, len(chunks))
+
+        def task(chunk: slice, partial: np.ndarray, _: None, delays: np.ndarray = delays) -> None:
+            time.sleep(delays[chunk.start // 2])  # GIL released: the other thread takes the next chunks
+            partial += values[chunk].sum(axis=0)
+
+        got = workspace.sum_over_chunks(task, chunks, lambda: None, (7,), np.float32)
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_threaded_weight_gradients_are_bit_reproducible(monkeypatch):
     """Chunks go to threads statically, so per-thread partial sums of dW are always added alike."""
     monkeypatch.setattr(workspace, "COLS_BUDGET_BYTES", 1)

@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 from convolve.autograd import Context
 from convolve.engines import compiled
 from convolve.engines.kernel import Kernel
-from convolve.engines.workspace import Workspace, batch_chunks, pad_into, run_chunks
+from convolve.engines.workspace import Workspace, batch_chunks, pad_into, run_chunks, sum_over_chunks
 from convolve.nn.functional.conv import Conv2dFunction
 from convolve.nn.functional.geometry import Pads, Pair, padded_output_size
 
@@ -159,20 +159,18 @@ def conv_weight_grad(src: np.ndarray, grad: np.ndarray, kernel: Pair, stride: Pa
     c_g, k_g = padded[2] // groups, k // groups
     cols_len = (chunks[0].stop - chunks[0].start) * oh_ow[0] * oh_ow[1] * kernel[0] * kernel[1] * c_g
 
-    def task(chunk: slice, ws: Workspace) -> None:
+    def task(chunk: slice, acc: np.ndarray, ws: Workspace) -> None:
         xp = pad_into(ws.xp[: chunk.stop - chunk.start], src[chunk], pads)  # (n, Hp, Wp, C), rebuilt not cached
         g_rows = np.ascontiguousarray(grad[chunk]).reshape(-1, k)  # (n*oh*ow, K); no copy if channels-last
         for g in range(groups):
             cols = cols_of(xp[..., g * c_g:(g + 1) * c_g], kernel, stride, dilation, oh_ow, ws.cols)
             # cols^T @ dY, not dY^T @ cols: OpenBLAS takes a slow path on the latter (RESULTS.md)
-            ws.acc[g] += cols.T @ g_rows[:, g * k_g:(g + 1) * k_g]  # (kh*kw*Cg, Kg)
+            np.matmul(cols.T, g_rows[:, g * k_g:(g + 1) * k_g], out=acc[g])  # (kh*kw*Cg, Kg): this chunk's share
 
     def make() -> Workspace:
-        acc_shape = (groups, kernel[0] * kernel[1] * c_g, k_g)
-        return Workspace(chunks[0].stop - chunks[0].start, padded, cols_len, src.dtype, acc_shape)
+        return Workspace(chunks[0].stop - chunks[0].start, padded, cols_len, src.dtype)
 
-    workspaces = run_chunks(task, chunks, make)
-    return sum((ws.acc for ws in workspaces[1:]), workspaces[0].acc)
+    return sum_over_chunks(task, chunks, make, (groups, kernel[0] * kernel[1] * c_g, k_g), src.dtype)
 
 
 def col2im_nhwc(grad: np.ndarray, w_mat: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, pads: Pads,

@@ -12,9 +12,10 @@ loaded machine (benchmarks/RESULTS.md). NumPy releases the GIL inside GEMMs, cop
 
 The OpenBLAS thread count is read and set through `ctypes` on the library NumPy loaded (found in
 /proc/self/maps; a few microseconds per call, unlike threadpoolctl's ~0.7 ms context manager). When it cannot
-be found (another BLAS, another OS), everything runs on the calling thread. Chunks whose results are summed
-(weight gradients) are assigned to threads statically (thread t takes chunks t, t + T, ...), so results are
-bit-reproducible for a given thread count; chunks with disjoint outputs go to whichever thread is free.
+be found (another BLAS, another OS), everything runs on the calling thread. Chunks with disjoint outputs go to
+whichever thread is free. Chunks whose results are summed (weight gradients) either keep one partial sum per chunk,
+added in chunk order (`sum_over_chunks`: first-come too), or one per thread with a static assignment (thread t
+takes chunks t, t + T, ...); either way seeded runs are bit-reproducible for a given thread count.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TypeVar
 import numpy as np  # also loads the BLAS library whose symbols are looked up below
 
 __all__ = ["COLS_BUDGET_BYTES", "Workspace", "batch_chunks", "blas_threads", "blas_threads_for", "get_num_threads",
-           "one_blas_thread", "pad_into", "run_chunks", "set_num_threads"]
+           "one_blas_thread", "pad_into", "run_chunks", "set_num_threads", "sum_over_chunks"]
 
 W = TypeVar("W")
 
@@ -200,6 +201,23 @@ def _run_threaded(task: Callable[[slice, W], None], chunks: Sequence[slice], mak
     for f in futures:
         f.result()
     return workspaces
+
+
+def sum_over_chunks(task: Callable[[slice, np.ndarray, W], None], chunks: Sequence[slice], make: Callable[[], W],
+                    shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The sum over chunks of task(chunk, partial, workspace), which adds its chunk's share into the zeroed `partial`.
+
+    Each chunk has its own partial sum, added to the others in chunk order at the end: the result does not depend
+    on which thread ran a chunk, so the chunks go first-come (a thread that starts late or runs slower takes fewer
+    of them) and seeded runs stay bit-reproducible. For small results (weight gradients) only: one per chunk.
+    """
+    partials = np.zeros((len(chunks), *shape), dtype=dtype)
+    slot = {chunk.start: i for i, chunk in enumerate(chunks)}
+    run_chunks(lambda chunk, ws: task(chunk, partials[slot[chunk.start]], ws), chunks, make, first_come=True)
+    total = partials[0]
+    for partial in partials[1:]:
+        total += partial
+    return total
 
 
 # A layer with too few chunks to give each thread MIN_CHUNKS_PER_THREAD of them is cut finer (chunks of at

@@ -39,7 +39,7 @@ import numpy as np
 from convolve.engines import compiled
 from convolve.engines.kernel import NCHWConv2d
 from convolve.engines.small_nchw import small_backward
-from convolve.engines.workspace import run_chunks
+from convolve.engines.workspace import run_chunks, sum_over_chunks
 from convolve.nn.functional.geometry import Pads, Pair
 
 __all__ = ["DirectConv2d", "direct_backward", "direct_forward"]
@@ -311,7 +311,7 @@ def direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
 
 def direct_weight_grad(x: np.ndarray, grad: np.ndarray, weight_shape: tuple[int, ...], stride: int,
                        pads: Pads) -> np.ndarray:
-    """dW (K, C, kh, kw): per-image blocks summed per thread, the threads' sums added in a fixed order."""
+    """dW (K, C, kh, kw): per-image blocks summed per chunk, the chunks' sums added in chunk order."""
     jit = _kernels(x.dtype)
     x, grad = np.ascontiguousarray(x), np.ascontiguousarray(grad)
     n, c, h, w_ = x.shape
@@ -320,18 +320,14 @@ def direct_weight_grad(x: np.ndarray, grad: np.ndarray, weight_shape: tuple[int,
     kp = _padded_k(k)
     (top, bottom), (left, right) = pads
 
-    def task(chunk: slice, ws: SimpleNamespace) -> None:
-        jit.dw_chunk(x[chunk], grad[chunk], ws.acc, top, left, kp, kh, kw, stride, rows, ws.xp, ws.g, ws.tmp,
+    def task(chunk: slice, acc: np.ndarray, ws: SimpleNamespace) -> None:
+        jit.dw_chunk(x[chunk], grad[chunk], acc, top, left, kp, kh, kw, stride, rows, ws.xp, ws.g, ws.tmp,
                      ROW_FIRST_CHANNELS)
 
     rows = max(1, DW_TILE_PIXELS // ow)
-
-    workspaces = run_chunks(task, _chunks(n), lambda: SimpleNamespace(
+    acc = sum_over_chunks(task, _chunks(n), lambda: SimpleNamespace(
         xp=np.zeros((h + top + bottom, w_ + left + right, c), x.dtype), g=np.zeros(oh * ow * kp, x.dtype),
-        tmp=np.zeros(P_DW * KB, x.dtype), acc=np.zeros(kh * kw * c * kp, x.dtype)))
-    acc = workspaces[0].acc
-    for ws in workspaces[1:]:
-        acc += ws.acc
+        tmp=np.zeros(P_DW * KB, x.dtype)), (kh * kw * c * kp,), x.dtype)
     return np.ascontiguousarray(acc.reshape(kh, kw, c, kp)[..., :k].transpose(3, 2, 0, 1))
 
 
