@@ -289,7 +289,7 @@ def test_sums_over_first_come_chunks_do_not_depend_on_the_threads(monkeypatch):
 
 
 def test_threaded_weight_gradients_are_bit_reproducible(monkeypatch):
-    """Chunks go to threads statically, so per-thread partial sums of dW are always added alike."""
+    """Partial sums of dW (per chunk, or per thread over a fixed share of chunks) are always added alike."""
     monkeypatch.setattr(workspace, "COLS_BUDGET_BYTES", 1)
     x = cv.tensor(rng.standard_normal((23, 16, 7, 7)).astype(np.float32))
     grads = []

@@ -87,7 +87,7 @@ def one_blas_thread() -> Iterator[None]:
 
     The kernels split their work over convolve's own threads. An OpenBLAS call that spreads over OpenBLAS's threads
     leaves them spinning for a while after it returns, on the cores the chunk threads need: Winograd's small filter
-    transforms did that and slowed the whole VGG step at 2 threads by a quarter (benchmarks/RESULTS.md, run G).
+    transforms did that and slowed the whole VGG step at 2 threads by a quarter (benchmarks/RESULTS.md, "Third pass").
     A GEMM big enough to pay for OpenBLAS's threads asks for them inside the block with `blas_threads_for`.
     Blocks nest, also across threads; the outermost restores the user's setting.
     """

@@ -16,8 +16,8 @@ at most FEW_INPUT_CHANNELS input channels (LeNet's C3) leaves its input gradient
 it would fill only C of the 16 lanes here.
 The weight gradient is accumulated per image
 and per tile of output rows as blocks of P = 4 input channels x 16 output channels (x channels-last, dY transposed
-to (oh*ow, Kp) per image), summed per thread, the threads' sums added in a fixed order (bit-reproducible for a
-given thread count).
+to (oh*ow, Kp) per image), summed per batch chunk, the chunks' sums added in chunk order (bit-reproducible for a
+given thread count, whichever thread ran a chunk).
 
 The register blocks are written out as scalar accumulators (`_source` generates the loop nests): LLVM's SLP
 vectorizer packs them into vector registers (a loop nest over a small accumulator array stays in memory: 3-4
@@ -52,7 +52,7 @@ DW_TILE_PIXELS = 64  # output pixels per weight-gradient tile (measured: 64 > 12
 # others plane by plane (measured, batch 128, 1 thread, in-process A/B: ResNet-20's 16x32x32 layer forward
 # 10.6 -> 9.3 ms and backward 21.5 -> 20.0 ms row by row; its 32x16x16 and 64x8x8 layers 7-12% slower).
 ROW_FIRST_CHANNELS = 16
-CHUNKS = 16  # batch chunks per call (dW: thread t takes chunks t, t + T, ...; forward and dX: first come)
+CHUNKS = 16  # batch chunks per call, first come (dW: one partial sum per chunk, `workspace.sum_over_chunks`)
 
 _lock = threading.Lock()
 _jit: SimpleNamespace | None = None
@@ -146,8 +146,8 @@ def _channels_last_copy(src, dst, top, left, Wp, Cp, row_first):  # pragma: no c
     """The (C, H, W) image `src` into the flat channels-last (.., Wp, Cp) buffer `dst` at (top, left), Cp >= C.
 
     `row_first`: one destination row (all channels) at a time (ROW_FIRST_CHANNELS), else one channel plane at a
-    time. Flat unsigned indices: no negative-index checks (measured 1.3-1.8x faster
-    than `dst[y, x, c] = src[c, y, x]`).
+    time. Flat unsigned indices: no negative-index checks (measured 1.3-1.8x faster than
+    `dst[y, x, c] = src[c, y, x]`).
     """
     C, H, W = src.shape
     u = np.uint64
