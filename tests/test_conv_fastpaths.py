@@ -241,6 +241,18 @@ def test_every_kernel_runs_with_openblas_on_one_thread(monkeypatch):
     assert set(seen) == {(1, 2, 2)}  # held to 1; convolve still uses the user's 2 threads; big GEMMs get 2
 
 
+@pytest.mark.parametrize("kernel", sorted(set(policy.kernels("fast")) | set(policy.kernels("numpy")),
+                                          key=lambda k: k.__qualname__), ids=lambda k: k.__qualname__)
+def test_every_registered_kernel_holds_openblas(kernel):
+    """The hold above comes from the `Kernel` base class: every registered kernel's forward and backward have it."""
+    from convolve.engines.kernel import Kernel
+
+    assert issubclass(kernel, Kernel)
+    for method in (kernel.forward, kernel.backward):
+        function = getattr(method, "__func__", method)  # class methods are bound
+        assert getattr(function, "__wrapped__", None) is not None, method
+
+
 def test_openblas_holds_nest_and_restore():
     from threadpoolctl import threadpool_limits
 

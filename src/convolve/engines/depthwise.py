@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convolve.engines.kernel import NCHWConv2d
-from convolve.engines.workspace import batch_chunks, run_chunks
+from convolve.engines.workspace import batch_chunks, run_chunks, sum_over_chunks
 from convolve.nn.functional.geometry import Pads, Pair, padded_output_size
 
 __all__ = ["DepthwiseConv2d", "depthwise_backward", "depthwise_forward"]
@@ -62,12 +62,11 @@ class _Geometry:
 class _Space:
     """Per-thread buffers: flat padded input, flat input gradient, extended output / dY, product."""
 
-    def __init__(self, step: int, k: int, kernel: tuple[int, ...], geo: _Geometry, dtype: np.dtype) -> None:
+    def __init__(self, step: int, k: int, geo: _Geometry, dtype: np.dtype) -> None:
         self.xf = np.zeros((step, k, geo.flat), dtype=dtype)  # borders and slack stay zero
         self.dxf = np.empty((step, k, geo.flat), dtype=dtype)
         self.ext = np.zeros((step, k, geo.length), dtype=dtype)  # dY on the extended grid: zero beyond ow
         self.prod = np.empty((step, k, geo.length), dtype=dtype)
-        self.acc = np.zeros((k, *kernel), dtype=dtype)  # dW (K, kh, kw)
 
 
 def _setup(x: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
@@ -78,7 +77,7 @@ def _setup(x: np.ndarray, weight: np.ndarray, stride: Pair, dilation: Pair,
     geo = _Geometry(x.shape, weight.shape, stride, dilation, pads)
     chunks = batch_chunks(x.shape[0], 2 * (geo.flat + 2 * geo.length) * k * weight.itemsize)
     step = chunks[0].stop - chunks[0].start
-    return x_rep, geo, chunks, lambda: _Space(step, k, weight.shape[2:], geo, weight.dtype)
+    return x_rep, geo, chunks, lambda: _Space(step, k, geo, weight.dtype)
 
 
 def _load(ws: _Space, geo: _Geometry, x: np.ndarray) -> np.ndarray:
@@ -118,14 +117,14 @@ def depthwise_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stri
     k, c = weight.shape[0], x.shape[1]
     w_taps = weight[:, 0, :, :, None]
 
-    def task(chunk: slice, ws: _Space) -> None:
+    def task(chunk: slice, acc: np.ndarray | None, ws: _Space) -> None:
         n = chunk.stop - chunk.start
         g = ws.ext[:n]  # (n, K, oh*Wp): dY, zero in the Wp - ow cropped columns
         geo.crop(g)[...] = grad[chunk]
-        if need_w:
+        if acc is not None:  # this chunk's share of dW (K, kh, kw)
             xf = _load(ws, geo, x_rep[chunk])
             for i, j, view in geo.taps(xf):
-                ws.acc[:, i, j] += np.einsum("nkl,nkl->k", view, g)  # one pass, no temporary
+                acc[:, i, j] += np.einsum("nkl,nkl->k", view, g)  # one pass, no temporary
         if dx is not None:
             dxf, prod = ws.dxf[:n], ws.prod[:n]
             dxf.fill(0)
@@ -135,10 +134,10 @@ def depthwise_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stri
             crop = geo.image(dxf)[:, :, geo.top:geo.top + geo.h, geo.left:geo.left + geo.w]  # (n, K, H, W)
             dx[chunk] = crop if k == c else crop.reshape(n, c, k // c, geo.h, geo.w).sum(axis=2)
 
-    spaces = run_chunks(task, chunks, make)
-    if not need_w:
-        return None
-    return sum((s.acc for s in spaces[1:]), spaces[0].acc).reshape(weight.shape)
+    if need_w:
+        return sum_over_chunks(task, chunks, make, (k, *weight.shape[2:]), x.dtype).reshape(weight.shape)
+    run_chunks(lambda chunk, ws: task(chunk, None, ws), chunks, make, first_come=True)  # disjoint outputs
+    return None
 
 
 class DepthwiseConv2d(NCHWConv2d):

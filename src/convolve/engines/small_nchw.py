@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convolve.engines import compiled
 from convolve.engines.kernel import NCHWConv2d
-from convolve.engines.workspace import Workspace, batch_chunks, run_chunks
+from convolve.engines.workspace import Workspace, batch_chunks, run_chunks, sum_over_chunks
 from convolve.nn.functional.geometry import Pads, Pair, padded_output_size
 
 __all__ = ["SmallConv2d", "small_backward", "small_forward"]
@@ -90,12 +90,12 @@ def small_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: 
     direct_dx = kh == kw == sh == sw == 1 and not any(map(any, pads))  # 1x1: dX = W^T @ dY, no col2im
     col2im_loop = compiled.col2im_loop("nchw", dx)
 
-    def task(chunk: slice, ws: Workspace) -> None:
+    def task(chunk: slice, acc: np.ndarray | None, ws: Workspace) -> None:
         m = chunk.stop - chunk.start
         g = np.ascontiguousarray(grad[chunk]).reshape(m, k, oh * ow)  # (m, K, oh*ow)
-        if need_w:
+        if acc is not None:
             cols = _cols_nchw(_padded(ws, x[chunk], pads), (kh, kw), stride, dilation, oh_ow, ws.cols)
-            ws.acc += np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0)  # (K, C*kh*kw)
+            acc += np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0)  # (K, C*kh*kw): this chunk's share
         if dx is None:
             return
         if direct_dx:
@@ -115,13 +115,10 @@ def small_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, stride: 
         dx[chunk] = xp[:, :, top:top + h, left:left + w]
         xp.fill(0)  # `_padded` relies on zero borders
 
-    def make_acc() -> Workspace:
-        ws = make()
-        ws.acc = np.zeros((k, c * kh * kw), dtype=x.dtype)
-        return ws
-
-    spaces = run_chunks(task, chunks, make_acc)
-    return sum((s.acc for s in spaces[1:]), spaces[0].acc).reshape(weight.shape) if need_w else None
+    if need_w:
+        return sum_over_chunks(task, chunks, make, (k, c * kh * kw), x.dtype).reshape(weight.shape)
+    run_chunks(lambda chunk, ws: task(chunk, None, ws), chunks, make, first_come=True)  # disjoint outputs
+    return None
 
 
 

@@ -13,9 +13,10 @@ loaded machine (benchmarks/RESULTS.md). NumPy releases the GIL inside GEMMs, cop
 The OpenBLAS thread count is read and set through `ctypes` on the library NumPy loaded (found in
 /proc/self/maps; a few microseconds per call, unlike threadpoolctl's ~0.7 ms context manager). When it cannot
 be found (another BLAS, another OS), everything runs on the calling thread. Chunks with disjoint outputs go to
-whichever thread is free. Chunks whose results are summed (weight gradients) either keep one partial sum per chunk,
-added in chunk order (`sum_over_chunks`: first-come too), or one per thread with a static assignment (thread t
-takes chunks t, t + T, ...); either way seeded runs are bit-reproducible for a given thread count.
+whichever thread is free. Chunks whose results are summed (weight gradients) keep one partial sum per chunk, added
+in chunk order (`sum_over_chunks`: first-come too); Winograd's, whose sums are large, one per thread with a static
+assignment (thread t takes chunks t, t + T, ...). Either way seeded runs are bit-reproducible for a given thread
+count.
 """
 
 from __future__ import annotations
@@ -245,13 +246,11 @@ def batch_chunks(n: int, bytes_per_item: int, budget: int | None = None) -> list
 
 
 class Workspace:
-    """Per-thread reusable buffers: a zero-bordered padded chunk, a column-matrix chunk, a dW accumulator."""
+    """Per-thread reusable buffers: a zero-bordered padded chunk and a column-matrix chunk."""
 
-    def __init__(self, chunk: int, padded: tuple[int, int, int], cols_len: int, dtype: np.dtype,
-                 acc_shape: tuple[int, ...] = (0,)) -> None:
+    def __init__(self, chunk: int, padded: tuple[int, int, int], cols_len: int, dtype: np.dtype) -> None:
         self.xp = np.zeros((chunk, *padded), dtype=dtype)  # padded chunk; borders stay zero
         self.cols = np.empty(cols_len, dtype=dtype)
-        self.acc = np.zeros(acc_shape, dtype=dtype)
         self.y = np.empty(0, dtype=dtype)  # GEMM output chunk when the output is not channels-last
 
 

@@ -193,7 +193,7 @@ def _fwd_chunk(x, w, out, bias, has_bias, top, left, Kp, kh, kw, s, xp, y, tmp, 
     for b in range(n):
         _to_channels_last(x[b], flat, top, left, Wp, C, row_channels >= C)
         _fwd_image(flat, w, y, C, Hp, Wp, Kp, kh, kw, oh, ow, s, tmp)
-        _to_nchw(y, out[b], bias, has_bias, Kp, Kp <= row_channels)
+        _to_nchw(y, out[b], bias, has_bias, Kp, row_channels >= Kp)
 
 
 def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, rows, xp, g, tmp, row_channels):  # pragma: no cover - compiled
@@ -205,7 +205,7 @@ def _dw_chunk(x, grad, dw, top, left, Kp, kh, kw, s, rows, xp, g, tmp, row_chann
     for b in range(n):
         _to_channels_last(x[b], flat, top, left, Wp, C, row_channels >= C)
         # dY (K, oh, ow) -> (oh*ow, Kp); columns K..Kp stay zero
-        _to_channels_last(grad[b], g, 0, 0, ow, Kp, Kp <= row_channels)
+        _to_channels_last(grad[b], g, 0, 0, ow, Kp, row_channels >= Kp)
         for oy0 in range(0, oh, rows):  # output-row tiles: x and dY rows of a tile stay in L1 across the blocks
             _dw_image(flat, g, dw, C, Hp, Wp, Kp, kh, kw, oy0, min(oh, oy0 + rows), ow, s, tmp)
 
