@@ -13,6 +13,7 @@ import torch.nn.functional as TF
 
 import convolve as cv
 import convolve.nn.functional as F
+from convolve.engines import workspace
 from convolve.engines.compiled.direct_conv import DirectConv2d
 from convolve.engines.policy import policy
 from tests import engine_helpers
@@ -93,6 +94,32 @@ def test_row_and_plane_layout_copies_give_the_same_bits(monkeypatch: pytest.Monk
         results.append(_run(ENGINE, geom, arrays, np.float32))
     for by_plane, by_row in zip(*results):
         np.testing.assert_array_equal(by_plane, by_row)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("seed", range(4))
+def test_one_pass_stride1_backward_gives_the_bits_of_two(monkeypatch: pytest.MonkeyPatch, seed: int,
+                                                         threads: int) -> None:
+    """A stride-1 layer's dX and dW in one pass over the chunks equal the separate input- and weight-gradient
+    passes bit for bit (random kernels, paddings and channel counts above the few-channel limit)."""
+    from convolve.engines.compiled import direct_conv
+
+    r = np.random.default_rng(200 + seed)
+    kh, kw = int(r.integers(1, 6)), int(r.integers(1, 6))
+    pads = ((int(r.integers(0, kh)), int(r.integers(0, kh))), (int(r.integers(0, kw)), int(r.integers(0, kw))))
+    c, k = int(r.integers(direct_conv.FEW_INPUT_CHANNELS + 1, 40)), int(r.integers(1, 40))
+    x = r.standard_normal((int(r.integers(1, 40)), c, int(r.integers(kh, 14)), int(r.integers(kw, 14))), np.float32)
+    weight = r.standard_normal((k, c, kh, kw), np.float32)
+    grad = r.standard_normal((x.shape[0], k, x.shape[2] + sum(pads[0]) - kh + 1, x.shape[3] + sum(pads[1]) - kw + 1),
+                             np.float32)
+    monkeypatch.setattr(workspace, "_override", threads)
+    results = []
+    for fused in (False, True):
+        monkeypatch.setattr(direct_conv, "FUSED_STRIDE1_BACKWARD", fused)
+        dx = np.empty_like(x)
+        results.append((dx, direct_conv.direct_backward(x, grad, weight, (1, 1), (1, 1), pads, dx, True)))
+    for separate, one_pass in zip(*results):
+        np.testing.assert_array_equal(separate, one_pass)
 
 
 def test_kernel_takes_the_calls(direct: None) -> None:
