@@ -8,7 +8,10 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+import convolve as cv
 
 pytest.importorskip("torch")
 pytest.importorskip("threadpoolctl")
@@ -70,3 +73,21 @@ def test_profile_step_reports_the_serial_part(capsys):
     profile_step.report_serial("tiny", 2, 1, lambda: sum(range(1000)))
     out = capsys.readouterr().out
     assert "serial" in out and "Amdahl at 8 cores" in out
+
+
+def test_profile_step_reports_per_op_scaling(capsys):
+    """The per-op scaling report times real ops at 1 and 2 threads and puts the whole step first."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        profile_step = importlib.import_module("profile_step")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    x = cv.tensor(np.random.default_rng(0).standard_normal((4, 3, 8, 8), dtype=np.float32), requires_grad=True)
+    conv = cv.nn.Conv2d(3, 4, 3)
+    profile_step.report_scaling("tiny", 2, 2, lambda: cv.nn.functional.relu(conv(x)).sum().backward())
+    lines = capsys.readouterr().out.splitlines()
+    assert "whole step" in lines[2]
+    assert any(line.split()[:1] == ["forward"] and "Conv2d" in line for line in lines)
+    assert any(line.split()[:1] == ["backward"] and "ReLU" in line for line in lines)
+    with pytest.raises(ValueError, match="--threads"):
+        profile_step.report_scaling("tiny", 1, 1, lambda: None)
