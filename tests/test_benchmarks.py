@@ -20,10 +20,11 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def scripts():  # the three scripts as modules; bench_train imports torch_twins from the same folder
+def scripts():  # the scripts as modules; bench_train imports torch_twins from the same folder
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        yield {name: importlib.import_module(name) for name in ("bench_ops", "bench_train", "gemm_floor")}
+        yield {name: importlib.import_module(name)
+               for name in ("bench_ops", "bench_train", "gemm_floor", "profile_step")}
     finally:
         sys.path.remove(str(BENCHMARKS))
 
@@ -64,24 +65,15 @@ def test_gemm_floor_layers_and_products_run(scripts):
     floor._gemms("numpy", floor.Layer("tiny", 4, 8, 4))()
 
 
-def test_profile_step_reports_the_serial_part(capsys):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        profile_step = importlib.import_module("profile_step")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    profile_step.report_serial("tiny", 2, 1, lambda: sum(range(1000)))
+def test_profile_step_reports_the_serial_part(scripts, capsys):
+    scripts["profile_step"].report_serial("tiny", 2, 1, lambda: sum(range(1000)))
     out = capsys.readouterr().out
     assert "serial" in out and "Amdahl at 8 cores" in out
 
 
-def test_profile_step_reports_per_op_scaling(capsys):
+def test_profile_step_reports_per_op_scaling(scripts, capsys):
     """The per-op scaling report times real ops at 1 and 2 threads and puts the whole step first."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        profile_step = importlib.import_module("profile_step")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    profile_step = scripts["profile_step"]
     x = cv.tensor(np.random.default_rng(0).standard_normal((4, 3, 8, 8), dtype=np.float32), requires_grad=True)
     conv = cv.nn.Conv2d(3, 4, 3)
     profile_step.report_scaling("tiny", 2, 2, lambda: cv.nn.functional.relu(conv(x)).sum().backward())

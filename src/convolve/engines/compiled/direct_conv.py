@@ -281,17 +281,25 @@ def _filters(weight: np.ndarray) -> np.ndarray:
     return w.reshape(-1)
 
 
+def _fwd_buffers(x_shape: tuple[int, ...], out_shape: tuple[int, ...], kernel: Pair, stride: int, top_left: Pair,
+                 dtype: np.dtype) -> SimpleNamespace:
+    """One thread's forward buffers: the zero-bordered channels-last image xp (Hp, Wp, C), large enough for x
+    placed at `top_left` and for every window of the output, and the channels-last output image y (oh*ow*Kp,)."""
+    _, c, h, w = x_shape
+    k, oh, ow = out_shape[1:]
+    hp, wp = max(h + top_left[0], (oh - 1) * stride + kernel[0]), max(w + top_left[1], (ow - 1) * stride + kernel[1])
+    return SimpleNamespace(xp=np.zeros((hp, wp, c), dtype), y=np.zeros(oh * ow * _padded_k(k), dtype),
+                           tmp=np.zeros(KB, dtype))
+
+
 def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, top_left: Pair,
           out: np.ndarray) -> None:
     """out (N, K, oh, ow) = direct correlation of x (N, C, H, W) with weight (K, C, kh, kw), x zero-padded by
     `top_left` before and as much as the windows of `out` need after."""
     jit = _kernels(x.dtype)
     x = np.ascontiguousarray(x)
-    n, c, h, w_ = x.shape
     k, _, kh, kw = weight.shape
     top, left = top_left
-    oh, ow = out.shape[2:]
-    hp, wp = max(h + top, (oh - 1) * stride + kh), max(w_ + left, (ow - 1) * stride + kw)
     w = _filters(weight)
     b = np.zeros(1, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
 
@@ -300,9 +308,8 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: in
                       ws.tmp, ROW_FIRST_CHANNELS)
 
     kp = _padded_k(k)
-    run_chunks(task, _chunks(n), lambda: SimpleNamespace(  # disjoint outputs: any free thread takes the next chunk
-        xp=np.zeros((hp, wp, c), x.dtype), y=np.zeros(oh * ow * kp, x.dtype), tmp=np.zeros(KB, x.dtype)),
-        first_come=True)
+    run_chunks(task, _chunks(x.shape[0]), lambda: _fwd_buffers(x.shape, out.shape, (kh, kw), stride, top_left, x.dtype),
+               first_come=True)  # disjoint outputs: any free thread takes the next chunk
 
 
 def direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
@@ -362,9 +369,8 @@ def _stride1_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, paddi
     hand-off instead of two. The same arithmetic, in the same order, as `_input_grad` then `direct_weight_grad`."""
     jit = _kernels(x.dtype)
     x, grad = np.ascontiguousarray(x), np.ascontiguousarray(grad)
-    n, c, h, w_ = x.shape
+    n, c = x.shape[:2]
     k, _, kh, kw = weight.shape
-    oh, ow = grad.shape[2:]
     (top, _), (left, _) = padding
     w_dx, (pad_y, pad_x) = _stride1_input_grad_filters(weight, padding)
     cp = _padded_k(c)
@@ -372,9 +378,9 @@ def _stride1_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, paddi
     no_bias = np.zeros(1, x.dtype)
 
     def make() -> SimpleNamespace:
-        ws = make_dw()
-        ws.gp = np.zeros((max(oh + pad_y, h + kh - 1), max(ow + pad_x, w_ + kw - 1), k), x.dtype)  # dY, padded
-        ws.y = np.zeros(h * w_ * cp, x.dtype)
+        ws = make_dw()  # the weight gradient's buffers, and the input gradient's: dY padded, dx image
+        dx_side = _fwd_buffers(grad.shape, dx.shape, (kh, kw), 1, (pad_y, pad_x), x.dtype)
+        ws.gp, ws.y = dx_side.xp, dx_side.y
         return ws
 
     def task(chunk: slice, acc: np.ndarray, ws: SimpleNamespace) -> None:
