@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as TF
 
 import convolve as cv
@@ -120,6 +121,48 @@ def test_one_pass_stride1_backward_gives_the_bits_of_two(monkeypatch: pytest.Mon
         results.append((dx, direct_conv.direct_backward(x, grad, weight, (1, 1), (1, 1), pads, dx, True)))
     for separate, one_pass in zip(*results):
         np.testing.assert_array_equal(separate, one_pass)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_skipping_the_zero_border_rows_keeps_the_bits(seed: int) -> None:
+    """The per-image kernels skip the kernel rows that fall on the zero border: summing their zero products
+    instead (the image rows given as the whole padded buffer) gives the same bits, forward and weight gradient."""
+    from convolve.engines.compiled import direct_conv
+
+    r = np.random.default_rng(300 + seed)
+    kh, kw, s = int(r.integers(1, 6)), int(r.integers(1, 6)), int(r.integers(1, 3))
+    c, k = int(r.integers(1, 20)), int(r.integers(1, 40))
+    top, bottom, left = int(r.integers(0, kh)), int(r.integers(0, kh)), int(r.integers(0, kw))
+    h, w = int(r.integers(kh, 12)), int(r.integers(kw, 12))
+    hp, wp = h + top + bottom, w + left + int(r.integers(0, kw))
+    oh, ow = (hp - kh) // s + 1, (wp - kw) // s + 1
+    kp = direct_conv._padded_k(k)
+    direct_conv._kernels(np.float32)
+    xp = np.zeros((hp, wp, c), np.float32)
+    xp[top:top + h, left:left + w] = r.standard_normal((h, w, c))
+    filters = r.standard_normal(kh * kw * c * kp).astype(np.float32)
+    g = r.standard_normal(oh * ow * kp).astype(np.float32)
+    tmp = np.zeros(2 * direct_conv.KB * direct_conv.P_FWD, np.float32)
+    outputs = []
+    for rows in ((top, top + h), (0, hp)):  # the image rows, then every row of the buffer
+        y, dw = np.zeros(oh * ow * kp, np.float32), np.zeros(kh * kw * c * kp, np.float32)
+        direct_conv._fwd_image(xp.reshape(-1), filters, y, c, hp, wp, kp, kh, kw, oh, ow, s, *rows, tmp)
+        direct_conv._dw_image(xp.reshape(-1), g, dw, c, hp, wp, kp, kh, kw, 0, oh, ow, s, *rows, tmp)
+        outputs.append((y, dw))
+    for skipped, summed in zip(*outputs):
+        np.testing.assert_array_equal(skipped, summed)
+
+
+def test_inf_weights_on_the_border_rows_give_pytorchs_nan_pattern(direct: None) -> None:
+    """An inf in a filter's top row meets only zero padding on the first output row: PyTorch (oneDNN) and this
+    kernel skip those taps, so that row stays finite; the other rows are NaN in both."""
+    x = torch.from_numpy(rng.standard_normal((2, 16, 8, 8)).astype(np.float32))
+    weight = torch.from_numpy(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
+    weight[:, :, 0, :] = float("inf")
+    want = TF.conv2d(x, weight, padding=1).numpy()
+    got = F.conv2d(cv.tensor(x.numpy()), cv.tensor(weight.numpy()), padding=1).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isfinite(got[:, :, 0]).all() and np.isnan(got[:, :, 1:]).all()
 
 
 def test_kernel_takes_the_calls(direct: None) -> None:
