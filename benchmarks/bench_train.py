@@ -12,7 +12,11 @@ models: the convolve worker loads the twin's initial state_dict (saved by the pa
 worker never imports PyTorch) into the convolve model, which fails loudly if they differ.
 The first (warm-up) step is never timed: it is where convolve's Numba kernels are loaded or compiled
 (`first ms` reports it; compiled code is cached on disk, so only a first run ever compiles).
-The ratio is convolve / PyTorch's better layout (NCHW or channels_last) in the same run.
+The ratio is convolve / PyTorch's better layout (NCHW or channels_last) in the same run: the median convolve step
+over the better layout's. `rounds` gives the spread: the lowest and highest ratio of one round's convolve worker to
+the same round's PyTorch worker (run seconds apart). On a shared VM one worker can run 20-30% slower than the next
+(measured: six back-to-back ResNet-20 pairs at 2 threads gave ratios of 0.91 to 1.32), so a ratio well inside the
+spread of another run is no evidence of a change; more `--rounds` narrow it.
 """
 
 from __future__ import annotations
@@ -116,7 +120,8 @@ FRAMEWORKS = ("cv", "torch", "torch_cl")
 
 
 def measure(name: str, threads: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Median over `args.rounds` alternating subprocess rounds of each framework's worker results."""
+    """Median over `args.rounds` alternating subprocess rounds of each framework's worker results; under
+    "rounds", each round's convolve step time over that round's PyTorch step time, per layout."""
     runs: dict[str, list[dict]] = {fw: [] for fw in FRAMEWORKS}
     with tempfile.TemporaryDirectory() as tmp:
         weights = os.path.join(tmp, "twin.npz")
@@ -128,15 +133,20 @@ def measure(name: str, threads: int, args: argparse.Namespace) -> dict[str, dict
                        "--weights", weights]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 runs[fw].append(json.loads(out.strip().splitlines()[-1]))
-    return {fw: {key: statistics.median(run[key] for run in runs[fw]) for key in runs[fw][0]} for fw in runs}
+    result = {fw: {key: statistics.median(run[key] for run in runs[fw]) for key in runs[fw][0]} for fw in runs}
+    result["rounds"] = {fw: [cv["median_s"] / th["median_s"] for cv, th in zip(runs["cv"], runs[fw])]
+                        for fw in FRAMEWORKS[1:]}
+    return result
 
 
 def report_row(name: str, threads: int, batch: int, r: dict[str, dict[str, float]]) -> str:
     """One table row: times, ratio to the better PyTorch layout, CPU times, peak memory, convolve's first step."""
     best = min(("torch", "torch_cl"), key=lambda fw: r[fw]["median_s"])
     cv_s, th_s = r["cv"]["median_s"], r[best]["median_s"]
+    spread = r["rounds"][best]
     return (f"{name:10s} {threads:3d} {cv_s * 1e3:8.1f} {r['torch']['median_s'] * 1e3:8.1f} "
-            f"{r['torch_cl']['median_s'] * 1e3:8.1f} {cv_s / th_s:6.2f} {batch / cv_s:8.0f} "
+            f"{r['torch_cl']['median_s'] * 1e3:8.1f} {cv_s / th_s:6.2f} {min(spread):5.2f}-{max(spread):4.2f} "
+            f"{batch / cv_s:8.0f} "
             f"{r['cv']['cpu_s'] * 1e3:9.1f} {r[best]['cpu_s'] * 1e3:9.1f} {r['cv']['rss_mb']:6.0f} "
             f"{r[best]['rss_mb']:6.0f} {r['cv']['rss_mb'] / r[best]['rss_mb']:6.2f} {r['cv']['first_s'] * 1e3:8.0f}")
 
@@ -158,9 +168,11 @@ def main() -> None:
                                     args.engine, args.weights)))
         return
     header = (f"{'network':10s} {'thr':>3s} {'cv ms':>8s} {'th ms':>8s} {'th-cl ms':>8s} {'ratio':>6s} "
+              f"{'rounds':>10s} "
               f"{'cv img/s':>8s} {'cv cpu':>9s} {'th cpu':>9s} {'cv MB':>6s} {'th MB':>6s} {'mem':>6s} "
               f"{'first ms':>8s}")
-    print(f"engine: {args.engine}; ratio = convolve / the better PyTorch layout; th cpu, th MB of that layout")
+    print(f"engine: {args.engine}; ratio = convolve / the better PyTorch layout; rounds = lowest-highest ratio of "
+          f"one round's workers; th cpu, th MB of that layout")
     print(header)
     print("-" * len(header))
     results: dict[tuple[str, int], dict[str, dict[str, float]]] = {}

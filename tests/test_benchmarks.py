@@ -58,6 +58,16 @@ def test_bench_train_twins_load_into_the_zoo_models(scripts, network, tmp_path):
     assert result["median_s"] > 0
 
 
+def test_bench_train_row_gives_the_ratio_and_the_spread_of_the_rounds(scripts):
+    worker = {"cpu_s": 0.2, "rss_mb": 100.0, "first_s": 1.0}
+    result = {"cv": {**worker, "median_s": 0.33}, "torch": {**worker, "median_s": 0.40},
+              "torch_cl": {**worker, "median_s": 0.30},
+              "rounds": {"torch": [0.8, 0.85], "torch_cl": [1.32, 0.91, 1.05]}}
+    row = scripts["bench_train"].report_row("resnet20", 2, 128, result).split()
+    assert row[5] == "1.10"  # 0.33 / 0.30: against the better layout (channels_last here)
+    assert row[6] == "0.91-1.32"  # the lowest and highest round ratio against that layout
+
+
 def test_gemm_floor_layers_and_products_run(scripts):
     floor = scripts["gemm_floor"]
     assert {layer.name: layer.out_hw for layer in floor.LAYERS}["lenet c3 6x14x14->16 5x5"] == 10
