@@ -476,8 +476,10 @@ class DirectConv2d(NCHWConv2d):
           VGG 64x32x32->64   218 /  215 /  221 ->  178 /  160 /  158   (1.2-1.5x)
           LeNet C3 6->16 5x5 (SmallConv2d) 2.8 / 8.4 / 4.1 -> 1.4 / 6.7 / 2.3   (1.2-2.0x; dx now stays on
                                            SmallConv2d: FEW_INPUT_CHANNELS)
-        Not preferred: 64x8x8->64 (11.7 / 10.7 / 11.1 -> 10.8 / 12.4 / 9.1: even, 0.86-1.22x per pass over the runs;
-        the ResNet-20 step was the same with or without it), 1x1 layers (SmallConv2d: 0.7-1.3x), 128 channels
+        64x8x8->64 since the border rows are skipped (forward + backward through autograd, in-process alternating,
+        medians of 10-14, 1 / 2 threads: GemmConv2d 32.3 / 18.4 ms -> 29.4 / 16.7 ms; the ResNet-20 step, 10 and 24
+        alternating steps: 684 -> 629 ms / 375 -> 346 ms; before the skip it was even).
+        Not preferred: 1x1 layers (SmallConv2d: 0.7-1.3x), 128 channels
         (Winograd: 0.52-0.68x), float64 (16 doubles per block spill; not measured), channel counts that are not
         multiples of 16 (padded filters waste FMAs), images above 32x32 (not measured).
         """
@@ -487,7 +489,7 @@ class DirectConv2d(NCHWConv2d):
             return False
         if kernel == (3, 3):
             return (stride in ((1, 1), (2, 2)) and c % KB == 0 and k % KB == 0 and max(c, k) <= 64
-                    and pixels >= 16 * 16)
+                    and pixels >= 8 * 8)
         return kernel == (5, 5) and stride == (1, 1) and c <= 8 and k == KB  # LeNet-5's C3
 
     fill_forward = staticmethod(direct_forward)
