@@ -6,11 +6,13 @@ of P = 4 output pixels x KB = 16 output channels is accumulated in registers: fo
 the kw*C contiguous (j, c) pairs loads 16 filter values (w laid out (kh, kw, C, Kp): two AVX2 vectors) and
 broadcasts one input value per pixel, 2*P = 8 vector FMAs per step. Each block is stored into a channels-last
 output image buffer, transposed into the NCHW output (+ bias) at the end of the image. Output channels are padded
-to a multiple of 16 in the filter layout (zero filters, never stored). Kernel rows that fall on the zero border
-are skipped (forward, input and weight gradient), as oneDNN does: the sums are the same bits, since the skipped
-products are zeros, and an 8x8 image with padding 1 makes 22 of its 24 kernel-row passes (measured, batch 128,
-1 thread, in-process A/B: 64x8x8 forward 9.9 -> 8.9 ms, 32x16x16 8.8 -> 8.4 ms). So an inf weight in a filter's
-top row leaves the first output row finite, as in PyTorch; border columns are not skipped.
+to a multiple of 16 in the filter layout (zero filters, never stored).
+
+Kernel rows that fall on the zero border are skipped (forward, input and weight gradient), as oneDNN does. The
+sums are the same bits, since the skipped products are zeros (but for the sign of a sum that underflows to zero).
+An 8x8 image with padding 1 then makes 22 of its 24 kernel-row passes (measured, batch 128, 1 thread, in-process
+A/B: 64x8x8 forward 9.9 -> 8.9 ms). So an inf weight in a filter's top row leaves the first output row finite, as
+in PyTorch; border columns are not skipped (a block of 4 pixels would have to split).
 
 Backward: the stride-1 input gradient is the same kernel on dY with the spatially flipped, in/out-swapped filters
 (padding kh-1-top, ...). With stride s it splits into s*s phases: the input pixels (s*a + ry - top, s*b + rx - left)
