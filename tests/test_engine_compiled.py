@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,6 +258,24 @@ def test_import_does_not_load_numba_and_the_reference_runs_without_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_the_readme_main_job_compiles_no_convolution(tmp_path: Path) -> None:
+    """`convolve train` (digits_cnn on the 8x8 digits) keeps its convolutions on NumPy, so its first run never
+    compiles the direct convolution (~10-25 s); its evaluation batches (256 images) do use the compiled ReLU."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['convolve', 'train', '--epochs', '1', '--out', sys.argv[1]]\n"
+        "try:\n"
+        "    runpy.run_module('convolve', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "from convolve.engines.compiled import direct_conv, row_conv\n"
+        "print('compiled convolutions:', sorted(direct_conv._ready), row_conv._jit)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == "compiled convolutions: [] None"
 
 
 @pytest.mark.parametrize(

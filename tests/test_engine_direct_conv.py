@@ -236,12 +236,15 @@ def test_numba_is_not_imported_with_convolve() -> None:
 
 def test_prefers_the_measured_layers() -> None:
     """ResNet-20's 3x3 layers and LeNet-5's C3 (float32); not 4x4 images, 1x1, 128 channels, float64."""
-    def prefers(c: int, h: int, k: int, kernel: int = 3, stride: int = 1, dtype: type = np.float32) -> bool:
-        x, w = np.zeros((1, c, h, h), dtype), np.zeros((k, c, kernel, kernel), dtype)
+    def prefers(c: int, h: int, k: int, kernel: int = 3, stride: int = 1, dtype: type = np.float32,
+                batch: int = 128) -> bool:  # batch 128, as measured
+        x, w = np.zeros((batch, c, h, h), dtype), np.zeros((k, c, kernel, kernel), dtype)
         pad = (kernel // 2,) * 2 if kernel == 3 else (0, 0)
         return DirectConv2d.prefers(x, w, None, stride=(stride,) * 2, padding=(pad, pad), dilation=(1, 1), groups=1)
 
     assert all([prefers(16, 32, 16), prefers(16, 32, 32, stride=2), prefers(32, 16, 32), prefers(32, 16, 64, stride=2),
                 prefers(64, 32, 64), prefers(64, 8, 64), prefers(6, 14, 16, kernel=5)])
     assert not any([prefers(64, 4, 64), prefers(16, 32, 32, kernel=1, stride=2), prefers(128, 16, 128),
-                    prefers(16, 32, 16, dtype=np.float64), prefers(3, 32, 16), prefers(16, 64, 16)])
+                    prefers(16, 32, 16, dtype=np.float64), prefers(3, 32, 16), prefers(16, 64, 16),
+                    prefers(16, 32, 16, batch=2),  # 2^17 values or fewer: NumPy (no Numba for small models)
+                    prefers(16, 8, 32, batch=256)])  # the digits job's second layer at its evaluation batch

@@ -37,6 +37,7 @@ kernel only, never at `import convolve`; without Numba `supports()` is False.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -487,11 +488,11 @@ class DirectConv2d(NCHWConv2d):
         """
         c, k = x.shape[1], weight.shape[0]
         kernel, pixels = tuple(weight.shape[2:]), x.shape[2] * x.shape[3]
-        if x.dtype != np.float32 or pixels > 32 * 32:
-            return False
-        if kernel == (3, 3):
+        if x.dtype != np.float32 or pixels > 32 * 32 or not compiled.pays_for_values(math.prod(x.shape), x.dtype):
+            return False  # small inputs (the README's digits job) stay on NumPy and never load Numba
+        if kernel == (3, 3):  # images under 16x16: only the measured 64-channel 8x8 layers
             return (stride in ((1, 1), (2, 2)) and c % KB == 0 and k % KB == 0 and max(c, k) <= 64
-                    and pixels >= 8 * 8)
+                    and (pixels >= 16 * 16 or (pixels >= 8 * 8 and min(c, k) == 64)))
         return kernel == (5, 5) and stride == (1, 1) and c <= 8 and k == KB  # LeNet-5's C3
 
     fill_forward = staticmethod(direct_forward)
