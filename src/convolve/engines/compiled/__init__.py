@@ -3,8 +3,9 @@
 `kernels.py` holds the kernel classes (subclasses of the reference Functions, chosen by the policy like every
 other kernel), `loops.py` the `@njit(nogil=True, cache=True)` loops they run on convolve's chunk threads.
 Numba is imported on the first call that runs a loop, never by `import convolve` (its import costs ~0.5 s and
-~150 MB): a kernel takes only float32/float64 arrays of more than MIN_ELEMENTS values, so small models (the
-README's digits job) never load it. The "numpy" engine is the "fast" engine without these loops.
+~150 MB): a kernel takes only float32/float64 arrays of more than MIN_ELEMENTS values, so small models load it
+only for large batches (the README's digits job: for the ReLU and pooling of its evaluation batches of 256).
+The "numpy" engine is the "fast" engine without these loops.
 """
 
 from __future__ import annotations
