@@ -482,11 +482,11 @@ class DirectConv2d(NCHWConv2d):
         64x8x8->64 since the border rows are skipped (forward + backward through autograd, in-process alternating,
         medians of 10-14, 1 / 2 threads: GemmConv2d 32.3 / 18.4 ms -> 29.4 / 16.7 ms; the ResNet-20 step, 10 and 24
         alternating steps: 684 -> 629 ms / 375 -> 346 ms; before the skip it was even).
-        Not preferred: inputs of 2^17 values or fewer (`compiled.pays_for_values`; the digits job's 16 -> 32 8x8
-        layer, which at its evaluation batch of 256 is over it, is not a measured shape), 1x1 layers (SmallConv2d:
-        0.7-1.3x), 128 channels
-        (Winograd: 0.52-0.68x), float64 (16 doubles per block spill; not measured), channel counts that are not
-        multiples of 16 (padded filters waste FMAs), images above 32x32 (not measured).
+        Not preferred: inputs of at most 2^17 values (`compiled.pays_for_values`), images under 16x16 other than the
+        64-channel 8x8 layers (not measured; the digits job's 16 -> 32 8x8 layer stays on NumPy), 1x1 layers
+        (SmallConv2d: 0.7-1.3x), 128 channels (Winograd: 0.52-0.68x), float64 (16 doubles per block spill; not
+        measured), channel counts that are not multiples of 16 (padded filters waste FMAs), images above 32x32 (not
+        measured).
         """
         c, k = x.shape[1], weight.shape[0]
         kernel, pixels = tuple(weight.shape[2:]), x.shape[2] * x.shape[3]
