@@ -58,7 +58,8 @@ def _average(partial: np.ndarray, count: int, dtype: np.dtype) -> np.ndarray:
     The mean is subtracted from values that may be far larger than their spread, so it must be correctly rounded:
     per-sample sums in float32 and a float32 total (ulp 0.001 at 14,400) put the mean of a batch of values near 50
     off by up to 3e-6, and the weight gradient sum(dy * (x - mean)) carried that times sum(dy): up to 5.8x
-    PyTorch's tolerance in 2 of 300 random batches (now 0.14x at worst, the reference's 0.18x).
+    PyTorch's tolerance in 2 of 300 random batches of 8x3x6x6 with a random dy (now 0.14x at worst, the
+    reference's 0.18x); under the tests' oracle (forward and gradients) 11 of 400 batches failed, now none.
     """
     return (partial.sum(axis=0, dtype=np.float64) / count).astype(dtype, copy=False)
 
