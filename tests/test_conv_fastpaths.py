@@ -269,6 +269,29 @@ def test_openblas_holds_nest_and_restore():
         assert workspace.blas_threads() == 2
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_guided_chunks_cover_the_batch_and_shrink(monkeypatch, threads):
+    """Each chunk is 1/(2T) of what is left (at least 2): in order, no gap or overlap, never growing."""
+    monkeypatch.setattr(workspace, "_override", threads)
+    for n in range(0, 300):
+        chunks = workspace.guided_chunks(n)
+        assert [i for c in chunks for i in range(c.start, c.stop)] == list(range(n))
+        sizes = [c.stop - c.start for c in chunks]
+        assert sizes == sorted(sizes, reverse=True)
+        assert all(size == max(2, -(-(n - c.start) // (2 * threads))) for c, size in zip(chunks[:-1], sizes))
+
+
+def test_guided_chunks_of_a_batch_of_128():
+    """What the direct convolution hands out at batch 128 (written out: 13 chunks on 2 threads, not 16 of 8)."""
+    cv.set_num_threads(2)
+    try:
+        assert [c.stop - c.start for c in workspace.guided_chunks(128)] == [32, 24, 18, 14, 10, 8, 6, 4, 3, 3, 2, 2, 2]
+        cv.set_num_threads(1)
+        assert [c.stop - c.start for c in workspace.guided_chunks(128)] == [64, 32, 16, 8, 4, 2, 2]
+    finally:
+        cv.set_num_threads(None)
+
+
 def test_first_come_chunks_each_run_once(monkeypatch):
     monkeypatch.setattr(workspace, "_override", 2)
     seen: list[int] = []

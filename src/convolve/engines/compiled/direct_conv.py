@@ -48,7 +48,7 @@ import numpy as np
 from convolve.engines import compiled
 from convolve.engines.kernel import NCHWConv2d
 from convolve.engines.small_nchw import small_backward
-from convolve.engines.workspace import run_chunks, sum_over_chunks
+from convolve.engines.workspace import guided_chunks, run_chunks, sum_over_chunks
 from convolve.nn.functional.geometry import Pads, Pair
 
 __all__ = ["DirectConv2d", "direct_backward", "direct_forward"]
@@ -61,7 +61,6 @@ DW_TILE_PIXELS = 64  # output pixels per weight-gradient tile (measured: 64 > 12
 # others plane by plane (measured, batch 128, 1 thread, in-process A/B: ResNet-20's 16x32x32 layer forward
 # 10.6 -> 9.3 ms and backward 21.5 -> 20.0 ms row by row; its 32x16x16 and 64x8x8 layers 7-12% slower).
 ROW_FIRST_CHANNELS = 16
-CHUNKS = 16  # batch chunks per call, first come (dW: one partial sum per chunk, `workspace.sum_over_chunks`)
 
 _lock = threading.Lock()
 _jit: SimpleNamespace | None = None
@@ -279,11 +278,6 @@ def _padded_k(k: int) -> int:
     return -(-k // KB) * KB
 
 
-def _chunks(n: int) -> list[slice]:
-    step = max(1, -(-n // CHUNKS))
-    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
-
-
 def _filters(weight: np.ndarray) -> np.ndarray:
     """(K, C, kh, kw) -> flat (kh, kw, C, Kp), output channels zero-padded to a multiple of KB."""
     k, c, kh, kw = weight.shape
@@ -318,9 +312,11 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: in
         jit.fwd_chunk(x[chunk], w, out[chunk], b, bias is not None, top, left, kp, kh, kw, stride, ws.xp, ws.y,
                       ws.tmp, ROW_FIRST_CHANNELS)
 
+    def make() -> SimpleNamespace:
+        return _fwd_buffers(x.shape, out.shape, (kh, kw), stride, top_left, x.dtype)
+
     kp = _padded_k(k)
-    run_chunks(task, _chunks(x.shape[0]), lambda: _fwd_buffers(x.shape, out.shape, (kh, kw), stride, top_left, x.dtype),
-               first_come=True)  # disjoint outputs: any free thread takes the next chunk
+    run_chunks(task, guided_chunks(x.shape[0]), make, first_come=True)  # disjoint outputs: any free thread
 
 
 def direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, dilation: Pair,
@@ -361,7 +357,7 @@ def direct_weight_grad(x: np.ndarray, grad: np.ndarray, weight_shape: tuple[int,
         jit.dw_chunk(x[chunk], grad[chunk], acc, top, left, _padded_k(k), kh, kw, stride, rows, ws.xp, ws.g, ws.tmp,
                      ROW_FIRST_CHANNELS)
 
-    return _dw_from_sum(sum_over_chunks(task, _chunks(x.shape[0]), make, shape, x.dtype), weight_shape)
+    return _dw_from_sum(sum_over_chunks(task, guided_chunks(x.shape[0]), make, shape, x.dtype), weight_shape)
 
 
 def _stride1_input_grad_filters(weight: np.ndarray, padding: Pads) -> tuple[np.ndarray, Pair]:
@@ -400,7 +396,7 @@ def _stride1_backward(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, paddi
         jit.dw_chunk(x[chunk], grad[chunk], acc, top, left, _padded_k(k), kh, kw, 1, rows, ws.xp, ws.g, ws.tmp,
                      ROW_FIRST_CHANNELS)
 
-    return _dw_from_sum(sum_over_chunks(task, _chunks(n), make, shape, x.dtype), weight.shape)
+    return _dw_from_sum(sum_over_chunks(task, guided_chunks(n), make, shape, x.dtype), weight.shape)
 
 
 def _input_grad(grad: np.ndarray, weight: np.ndarray, stride: int, padding: Pads, dx: np.ndarray) -> None:

@@ -25,12 +25,10 @@ import numpy as np
 from convolve.engines import compiled
 from convolve.engines.kernel import NCHWConv2d
 from convolve.engines.small_nchw import small_backward
-from convolve.engines.workspace import run_chunks
+from convolve.engines.workspace import guided_chunks, run_chunks
 from convolve.nn.functional.geometry import Pads, Pair
 
 __all__ = ["RowConv2d", "row_backward", "row_forward"]
-
-CHUNKS = 16  # batch chunks per call, taken first come by the threads (disjoint outputs)
 
 _lock = threading.Lock()
 _jit: SimpleNamespace | None = None
@@ -105,11 +103,6 @@ def _kernels() -> SimpleNamespace:
     return _jit
 
 
-def _chunks(n: int) -> list[slice]:
-    step = max(1, -(-n // CHUNKS))
-    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
-
-
 def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, top_left: Pair, out: np.ndarray) -> None:
     """out (N, K, oh, ow) = correlation of x (N, C, H, W) with weight (K, C, kh, kw), x zero-padded by `top_left`
     before and as much as the windows of `out` need after."""
@@ -126,7 +119,7 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, top_left: 
         jit.fwd_chunk(x[chunk], weight, b, bias is not None, top, left, out[chunk], ws.xp, ws.acc)
 
     # one spare zero row: the last output row's junk columns read up to kw - 1 values past the image
-    run_chunks(task, _chunks(n), lambda: SimpleNamespace(  # disjoint outputs: any free thread takes the next chunk
+    run_chunks(task, guided_chunks(n), lambda: SimpleNamespace(  # disjoint outputs: any free thread takes a chunk
         xp=np.zeros((c, hp + 1, wp), x.dtype), acc=np.zeros((k, oh * wp), x.dtype)), first_come=True)
 
 
