@@ -12,6 +12,8 @@ models: the convolve worker loads the twin's initial state_dict (saved by the pa
 worker never imports PyTorch) into the convolve model, which fails loudly if they differ.
 The first (warm-up) step is never timed: it is where convolve's Numba kernels are loaded or compiled
 (`first ms` reports it; compiled code is cached on disk, so only a first run ever compiles).
+Each round runs every framework at every thread count of one network back to back, so that the 1 -> N scaling
+compares workers run within a few minutes of each other (the machine's speed drifts over minutes).
 The ratio is convolve / PyTorch's better layout (NCHW or channels_last) in the same run: the median convolve step
 over the better layout's. `rounds` gives the spread: the lowest and highest ratio of one round's convolve worker to
 the same round's PyTorch worker (run seconds apart). On a shared VM one worker can run 20-30% slower than the next
@@ -119,24 +121,30 @@ def run_worker(framework: str, name: str, steps: int, threads: int, batch: int, 
 FRAMEWORKS = ("cv", "torch", "torch_cl")
 
 
-def measure(name: str, threads: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Median over `args.rounds` alternating subprocess rounds of each framework's worker results; under
-    "rounds", each round's convolve step time over that round's PyTorch step time, per layout."""
-    runs: dict[str, list[dict]] = {fw: [] for fw in FRAMEWORKS}
+def measure(name: str, thread_counts: list[int], args: argparse.Namespace) -> dict[int, dict[str, dict[str, float]]]:
+    """Per thread count, the median over `args.rounds` rounds of each framework's worker results; under "rounds",
+    each round's convolve step time over that round's PyTorch step time, per layout. A round runs every framework at
+    every thread count back to back, so that the 1 -> N scaling of both compares times taken minutes apart at most,
+    not one thread count's whole run against the next (the machine's speed drifts over minutes)."""
+    runs: dict[tuple[int, str], list[dict]] = {(t, fw): [] for t in thread_counts for fw in FRAMEWORKS}
     with tempfile.TemporaryDirectory() as tmp:
         weights = os.path.join(tmp, "twin.npz")
         twin_weights(name, weights)
         for _ in range(args.rounds):  # alternate the frameworks so that load bursts hit all of them
-            for fw in FRAMEWORKS:
+            for threads, fw in runs:
                 cmd = [sys.executable, __file__, "--worker", fw, name, "--steps", str(args.steps),
                        "--threads", str(threads), "--batch", str(args.batch), "--engine", args.engine,
                        "--weights", weights]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                runs[fw].append(json.loads(out.strip().splitlines()[-1]))
-    result = {fw: {key: statistics.median(run[key] for run in runs[fw]) for key in runs[fw][0]} for fw in runs}
-    result["rounds"] = {fw: [cv["median_s"] / th["median_s"] for cv, th in zip(runs["cv"], runs[fw])]
-                        for fw in FRAMEWORKS[1:]}
-    return result
+                runs[threads, fw].append(json.loads(out.strip().splitlines()[-1]))
+    results = {}
+    for t in thread_counts:
+        result = {fw: {key: statistics.median(run[key] for run in runs[t, fw]) for key in runs[t, fw][0]}
+                  for fw in FRAMEWORKS}
+        result["rounds"] = {fw: [cv["median_s"] / th["median_s"] for cv, th in zip(runs[t, "cv"], runs[t, fw])]
+                            for fw in FRAMEWORKS[1:]}
+        results[t] = result
+    return results
 
 
 def report_row(name: str, threads: int, batch: int, r: dict[str, dict[str, float]]) -> str:
@@ -176,12 +184,12 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     results: dict[tuple[str, int], dict[str, dict[str, float]]] = {}
-    for threads in args.threads:
-        for name in NETWORKS:
-            if args.only and args.only not in name:
-                continue
-            results[name, threads] = measure(name, threads, args)
-            print(report_row(name, threads, args.batch, results[name, threads]), flush=True)
+    for name in NETWORKS:
+        if args.only and args.only not in name:
+            continue
+        for threads, result in measure(name, args.threads, args).items():
+            results[name, threads] = result
+            print(report_row(name, threads, args.batch, result), flush=True)
     if len(args.threads) > 1:
         low, high = min(args.threads), max(args.threads)
         print(f"\nscaling {low} -> {high} threads (time at {low} / time at {high}):")

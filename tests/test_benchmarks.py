@@ -68,6 +68,32 @@ def test_bench_train_row_gives_the_ratio_and_the_spread_of_the_rounds(scripts):
     assert row[6] == "0.91-1.32"  # the lowest and highest round ratio against that layout
 
 
+def test_bench_train_rounds_interleave_the_thread_counts(scripts, monkeypatch):
+    """A round runs each framework at each thread count in turn; results come back per thread count, in order."""
+    import argparse
+    import json
+    import subprocess
+
+    bench, calls = scripts["bench_train"], []
+
+    def fake_run(cmd, **_):
+        framework, threads = cmd[cmd.index("--worker") + 1], int(cmd[cmd.index("--threads") + 1])
+        calls.append((threads, framework))
+        step = {"cv": 0.3, "torch": 0.4, "torch_cl": 0.5}[framework] / threads * (1 + len(calls) / 100)
+        worker = {"median_s": step, "cpu_s": step, "rss_mb": 1.0, "first_s": 1.0}
+        return subprocess.CompletedProcess(cmd, 0, stdout="log line\n" + json.dumps(worker) + "\n")
+
+    monkeypatch.setattr(bench, "twin_weights", lambda name, path: None)
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    args = argparse.Namespace(rounds=2, steps=1, batch=2, engine="fast")
+    results = bench.measure("lenet5", [1, 2], args)
+    one_round = [(t, fw) for t in (1, 2) for fw in bench.FRAMEWORKS]
+    assert calls == one_round + one_round
+    assert list(results) == [1, 2]
+    assert results[1]["cv"]["median_s"] == pytest.approx(0.3 * (1 + (1 + 7) / 2 / 100))  # median of rounds 1, 2
+    assert results[2]["rounds"]["torch"] == pytest.approx([0.3 / 0.4 * 1.04 / 1.05, 0.3 / 0.4 * 1.10 / 1.11])
+
+
 def test_gemm_floor_layers_and_products_run(scripts):
     floor = scripts["gemm_floor"]
     assert {layer.name: layer.out_hw for layer in floor.LAYERS}["lenet c3 6x14x14->16 5x5"] == 10
